@@ -102,7 +102,7 @@ def roc_curve(
     if positives == 0 or negatives == 0:
         raise EvaluationError(
             f"The ROC curve needs both classes in the actual labels, got {positives} positive "
-            f"and {negatives} negative rows; evaluate on a test split that contains both.",
+            f"and {negatives} negative rows. Evaluate on a test split that contains both.",
             code="EVALUATION_ONE_CLASS",
         )
 
@@ -132,8 +132,8 @@ def pr_curve(
     positives = int(actual_labels.sum())
     if positives == 0:
         raise EvaluationError(
-            "The precision-recall curve needs at least one positive row in the actual labels; "
-            "evaluate on a test split that contains the positive class.",
+            "The precision-recall curve needs at least one positive row in the actual labels. "
+            "Evaluate on a test split that contains the positive class.",
             code="EVALUATION_ONE_CLASS",
         )
 
@@ -160,12 +160,12 @@ def _check_labels(actual: np.ndarray, predicted: np.ndarray) -> tuple[np.ndarray
     if actual_labels.shape != predicted_labels.shape:
         raise EvaluationError(
             f"The actual and predicted labels differ in length ({actual_labels.size} and "
-            f"{predicted_labels.size}); pass one prediction per test row.",
+            f"{predicted_labels.size}). Pass one prediction per test row.",
             code="EVALUATION_LENGTH_MISMATCH",
         )
     if actual_labels.size == 0:
         raise EvaluationError(
-            "The test split has no rows, so there is nothing to evaluate; upload a dataset with a "
+            "The test split has no rows, so there is nothing to evaluate. Upload a dataset with a "
             "non-empty test split.",
             code="EVALUATION_EMPTY",
         )
@@ -185,7 +185,7 @@ def _as_binary(values: np.ndarray, name: str) -> np.ndarray:
     if invalid.any():
         examples = np.unique(array[invalid])[:5].tolist()
         raise EvaluationError(
-            f"The {name} labels must be 0 or 1, found {examples}; binarize the labels first.",
+            f"The {name} labels must be 0 or 1, found {examples}. Binarize the labels first.",
             code="EVALUATION_BAD_LABELS",
         )
 
@@ -202,7 +202,7 @@ def _check_scores(scores: np.ndarray, expected_rows: int) -> np.ndarray:
         )
     if not np.isfinite(score_values).all():
         raise EvaluationError(
-            "Some scores are NaN or infinite; check the model's output for those rows.",
+            "Some scores are NaN or infinite. Check the model's output for those rows.",
             code="EVALUATION_BAD_SCORES",
         )
 
@@ -213,7 +213,7 @@ def _check_curve_input(actual: np.ndarray, scores: np.ndarray) -> tuple[np.ndarr
     actual_labels = _as_binary(actual, "actual")
     if actual_labels.size == 0:
         raise EvaluationError(
-            "A curve needs at least one row; the test split is empty.", code="EVALUATION_EMPTY"
+            "A curve needs at least one row, but the test split is empty.", code="EVALUATION_EMPTY"
         )
     return actual_labels, _check_scores(scores, actual_labels.size)
 
