@@ -1,0 +1,1 @@
+"""The only modules of the package that talk to AWS. Logic modules receive what these return."""

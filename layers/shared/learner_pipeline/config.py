@@ -1,0 +1,147 @@
+"""Typed configuration of each function, read once from the environment the template sets."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from learner_pipeline.errors import InvalidRequestError
+
+MIB = 1024 * 1024
+
+
+def _require(environ: Mapping[str, str], name: str) -> str:
+    value = environ.get(name, "").strip()
+    if not value:
+        raise InvalidRequestError(
+            f"missing environment variable {name}: set it in template.yaml or the test fixture",
+            code="CONFIG_MISSING",
+        )
+    return value
+
+
+def _integer(environ: Mapping[str, str], name: str, minimum: int = 0) -> int:
+    raw = _require(environ, name)
+    try:
+        value = int(float(raw))
+    except ValueError as exc:
+        raise InvalidRequestError(f"invalid {name}={raw!r}: expected an integer", code="CONFIG_INVALID") from exc
+    if value < minimum:
+        raise InvalidRequestError(f"invalid {name}={value}: expected at least {minimum}", code="CONFIG_INVALID")
+    return value
+
+
+def _range(environ: Mapping[str, str], name: str) -> tuple[str, str]:
+    raw = _require(environ, name)
+    parts = [part.strip() for part in raw.split(",")]
+    try:
+        low, high = (float(part) for part in parts)
+    except ValueError as exc:
+        raise InvalidRequestError(f"invalid {name}={raw!r}: expected 'min,max'", code="CONFIG_INVALID") from exc
+    if not 0 < low <= high:
+        raise InvalidRequestError(f"invalid {name}={raw!r}: expected 0 < min <= max", code="CONFIG_INVALID")
+    return parts[0], parts[1]
+
+
+@dataclass(frozen=True)
+class CommonSettings:
+    ledger_table: str
+    idempotency_table: str
+    runs_topic_arn: str
+    artifacts_bucket: str
+    results_bucket: str
+    name_prefix: str
+
+    @staticmethod
+    def common_fields(environ: Mapping[str, str]) -> dict[str, str]:
+        return {
+            "ledger_table": _require(environ, "LEDGER_TABLE"),
+            "idempotency_table": _require(environ, "IDEMPOTENCY_TABLE"),
+            "runs_topic_arn": _require(environ, "RUNS_TOPIC_ARN"),
+            "artifacts_bucket": _require(environ, "ARTIFACTS_BUCKET"),
+            "results_bucket": _require(environ, "RESULTS_BUCKET"),
+            "name_prefix": _require(environ, "NAME_PREFIX"),
+        }
+
+
+@dataclass(frozen=True)
+class PrepareSettings(CommonSettings):
+    positive_label: int
+    max_upload_bytes: int
+    max_decompressed_bytes: int
+    shard_bytes: int
+    training_instance_count: int
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> PrepareSettings:
+        return cls(
+            **cls.common_fields(environ),
+            positive_label=_integer(environ, "POSITIVE_LABEL"),
+            max_upload_bytes=_integer(environ, "MAX_UPLOAD_MIB", 1) * MIB,
+            max_decompressed_bytes=_integer(environ, "MAX_DECOMPRESSED_MIB", 1) * MIB,
+            shard_bytes=_integer(environ, "SHARD_MIB", 1) * MIB,
+            training_instance_count=_integer(environ, "TRAINING_INSTANCE_COUNT", 1),
+        )
+
+
+@dataclass(frozen=True)
+class TuningSettings(CommonSettings):
+    role_arn: str
+    image: str
+    strategy: str
+    max_jobs: int
+    max_parallel_jobs: int
+    wd_range: tuple[str, str]
+    learning_rate_range: tuple[str, str]
+    mini_batch_size_range: tuple[str, str]
+    objective_metric: str
+    objective_type: str
+    instance_type: str
+    instance_count: int
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> TuningSettings:
+        return cls(
+            **cls.common_fields(environ),
+            role_arn=_require(environ, "SAGEMAKER_ROLE_ARN"),
+            image=_require(environ, "LINEAR_LEARNER_IMAGE"),
+            strategy=_require(environ, "TUNING_STRATEGY"),
+            max_jobs=_integer(environ, "MAX_JOBS", 1),
+            max_parallel_jobs=_integer(environ, "MAX_PARALLEL_JOBS", 1),
+            wd_range=_range(environ, "WD_RANGE"),
+            learning_rate_range=_range(environ, "LEARNING_RATE_RANGE"),
+            mini_batch_size_range=_range(environ, "MINI_BATCH_SIZE_RANGE"),
+            objective_metric=_require(environ, "OBJECTIVE_METRIC"),
+            objective_type=_require(environ, "OBJECTIVE_TYPE"),
+            instance_type=_require(environ, "TRAINING_INSTANCE_TYPE"),
+            instance_count=_integer(environ, "TRAINING_INSTANCE_COUNT", 1),
+        )
+
+
+@dataclass(frozen=True)
+class DeploySettings(CommonSettings):
+    role_arn: str
+    image: str
+    hosting_instance_type: str
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> DeploySettings:
+        return cls(
+            **cls.common_fields(environ),
+            role_arn=_require(environ, "SAGEMAKER_ROLE_ARN"),
+            image=_require(environ, "LINEAR_LEARNER_IMAGE"),
+            hosting_instance_type=_require(environ, "HOSTING_INSTANCE_TYPE"),
+        )
+
+
+@dataclass(frozen=True)
+class EvaluateSettings(CommonSettings):
+    keep_endpoint: bool
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> EvaluateSettings:
+        keep = _require(environ, "KEEP_ENDPOINT").lower()
+        if keep not in ("true", "false"):
+            raise InvalidRequestError(f"invalid KEEP_ENDPOINT={keep!r}: expected true or false", code="CONFIG_INVALID")
+        return cls(**cls.common_fields(environ), keep_endpoint=keep == "true")
