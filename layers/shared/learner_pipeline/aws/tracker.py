@@ -7,7 +7,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from learner_pipeline.aws.ledger import Ledger
-from learner_pipeline.aws.notify import publish_outcome, write_status
+from learner_pipeline.aws import notify
 from learner_pipeline.aws.storage import Storage
 from learner_pipeline.config import CommonSettings
 from learner_pipeline.errors import PipelineError
@@ -28,7 +28,7 @@ class RunTracker:
     def advance(self, run_id: str, status: RunStatus, fields: dict[str, Any] | None = None) -> bool:
         moved = self.ledger.advance(run_id, status, fields)
         if moved:
-            self._write_status(run_id)
+            self.write_status(run_id)
         else:
             logger.info("run not advanced: it is not in a predecessor state", extra={"target_status": status.value})
         return moved
@@ -47,13 +47,13 @@ class RunTracker:
             self._publish(run_id)
         return succeeded
 
-    def _write_status(self, run_id: str) -> None:
+    def write_status(self, run_id: str) -> None:
         run = self.ledger.get(run_id)
         if run:
-            write_status(run, results_bucket=self.settings.results_bucket, storage=self.storage)
+            notify.write_status(run, results_bucket=self.settings.results_bucket, storage=self.storage)
 
     def _publish(self, run_id: str) -> None:
         run = self.ledger.get(run_id)
         if run:
-            publish_outcome(run, results_bucket=self.settings.results_bucket,
+            notify.publish_outcome(run, results_bucket=self.settings.results_bucket,
                             topic_arn=self.settings.runs_topic_arn, storage=self.storage)
