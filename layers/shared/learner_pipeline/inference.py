@@ -31,7 +31,7 @@ CONTENT_TYPES = (CSV, RECORDIO)
 
 # InvokeEndpoint accepts request bodies of at most 6 MB (6,291,456 bytes). The SageMaker Runtime
 # API model in botocore 1.43 (data/sagemaker-runtime/2017-05-13/service-2.json) sets BodyBlob
-# "max": 6291456, and larger bodies fail with HTTP 413.
+# "max": 6291456.
 MAX_REQUEST_BYTES = 6 * 1024 * 1024
 
 # "%.9g" prints every float32 so that it parses back to the same value. Its longest output is
