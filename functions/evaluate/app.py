@@ -24,7 +24,7 @@ idempotency = IdempotencyConfig(event_key_jmespath="detail.[EndpointName, Endpoi
                                 raise_on_no_idempotency_key=True)
 
 
-@logger.inject_lambda_context(log_event=True)
+@logger.inject_lambda_context(log_event=True, clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 @idempotent(config=idempotency, persistence_store=DynamoDBPersistenceLayer(table_name=settings.idempotency_table))

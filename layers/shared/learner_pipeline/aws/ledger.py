@@ -71,9 +71,9 @@ class Ledger:
         self._update(run_id, {"updated_at": _now(), **fields}, Attr("run_id").exists())
 
     def _update(self, run_id: str, values: dict[str, Any], condition: Any) -> bool:
-        names = {f"#f{index}": name for index, name in enumerate(values)}
-        placeholders = {f":v{index}": _dynamo_value(value) for index, value in enumerate(values.values())}
-        assignments = ", ".join(f"#f{index} = :v{index}" for index in range(len(values)))
+        names = {f"#field{index}": name for index, name in enumerate(values)}
+        placeholders = {f":value{index}": _dynamo_value(value) for index, value in enumerate(values.values())}
+        assignments = ", ".join(f"#field{index} = :value{index}" for index in range(len(values)))
         try:
             self._table.update_item(
                 Key={"run_id": run_id},
