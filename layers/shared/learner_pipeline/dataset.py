@@ -94,10 +94,10 @@ def load_dataset(stream: BinaryIO, limits: LoadLimits) -> Dataset:
     Raises InvalidDatasetError with a DATASET_* code for every way the file can be unusable.
     Errors raised by ``stream`` itself (network, permissions) propagate unchanged.
     """
-    head = stream.read(len(GZIP_MAGIC))
+    head = _read_head(stream, len(GZIP_MAGIC))
     _check_gzip_magic(head)
 
-    source = _CountingSource(stream, head, limits.max_compressed_bytes)
+    source = _CountingSource(stream, head, limits)
     with gzip.GzipFile(fileobj=source, mode="rb") as decompressed:
         reader = _LimitedReader(decompressed, limits)
         payload = _restricted_load(reader)
@@ -168,6 +168,14 @@ def _describe_labels(labels: np.ndarray, shown: int = 20) -> str:
 # --- reading: gzip magic, compressed and decompressed caps, deadline -----------------------------
 
 
+def _read_head(stream: BinaryIO, size: int) -> bytes:
+    # A network stream may return fewer bytes than requested before its end.
+    head = b""
+    while len(head) < size and (piece := stream.read(size - len(head))):
+        head += piece
+    return head
+
+
 def _check_gzip_magic(head: bytes) -> None:
     if head == GZIP_MAGIC:
         return
@@ -195,15 +203,21 @@ def _check_deadline(deadline: float | None, step: str) -> None:
 
 
 class _CountingSource:
-    """Compressed input for GzipFile: the magic already read, then ``stream``, with a byte cap."""
+    """Compressed input for GzipFile: the magic already read, then ``stream``.
 
-    def __init__(self, stream: BinaryIO, head: bytes, max_bytes: int) -> None:
+    Enforces the compressed-size cap, and checks the deadline before every read so that a slow
+    network stream is stopped too.
+    """
+
+    def __init__(self, stream: BinaryIO, head: bytes, limits: LoadLimits) -> None:
         self._stream = stream
         self._head = head
-        self._max_bytes = max_bytes
+        self._max_bytes = limits.max_compressed_bytes
+        self._deadline = limits.deadline
         self.bytes_read = 0
 
     def read(self, size: int = -1) -> bytes:
+        _check_deadline(self._deadline, f"reading the upload (at {self.bytes_read} bytes)")
         if self._head:
             data, self._head = self._head, b""
         else:
@@ -326,6 +340,12 @@ class _NdarrayMarker:
     that calls it directly could allocate an array of any shape without supplying its data.
     """
 
+    def __repr__(self) -> str:
+        return "numpy.ndarray"
+
+    def __call__(self, *args: object, **kwargs: object) -> None:
+        raise _forbidden(f"a call of numpy.ndarray with arguments {args!r}")
+
 
 _NDARRAY = _NdarrayMarker()
 
@@ -339,8 +359,8 @@ def _reconstruct(subtype: object, shape: object, typecode: object) -> np.ndarray
     # whose data length numpy checks against the declared shape.
     if subtype is not _NDARRAY or not isinstance(shape, tuple) or math.prod(shape) != 0:
         raise _forbidden(
-            f"numpy array reconstruction with subtype {subtype!r} and shape {shape!r}, which "
-            "numpy's own pickler never writes"
+            f"a numpy array reconstruction with subtype {subtype!r} and shape {shape!r} "
+            "(numpy's pickler writes numpy.ndarray and an empty shape such as (0,))"
         )
     return _reconstruct_array(np.ndarray, shape, typecode)
 
@@ -378,9 +398,9 @@ _ALLOWED_GLOBALS: dict[tuple[str, str], object] = {
 
 def _forbidden(what: str) -> InvalidDatasetError:
     return InvalidDatasetError(
-        f"pickle contains {what}, which is not allowed in a dataset file; the file may be "
-        f"malicious or was saved from non-numpy objects. Convert every split to numpy arrays "
-        f"and {RESAVE_HINT}",
+        f"pickle contains {what}, which a dataset file may not contain. Only numpy arrays, "
+        "numbers and strings are loaded, so the file is malicious or holds other objects. "
+        f"Convert every split to numpy arrays and {RESAVE_HINT}",
         code="DATASET_FORBIDDEN_OBJECT",
     )
 
@@ -615,11 +635,11 @@ def _check_finite(name: str, original: np.ndarray, converted: np.ndarray) -> Non
     bad_rows = np.flatnonzero(~finite_rows)
     row = int(bad_rows[0])
     column = int(np.flatnonzero(~np.isfinite(converted[row]))[0])
-    value = original[row, column]
+    value = original[row, column].item()
     raise InvalidDatasetError(
-        f"{name} images contain a value that is not finite in float32: first at row {row}, "
-        f"column {column} (value {value!r}), {bad_rows.size} rows affected; replace or drop "
-        "those rows",
+        f"{name} images contain NaN, infinity or a value beyond the float32 range in "
+        f"{bad_rows.size} rows, the first at row {row}, column {column} (value {value!r}); "
+        "replace or drop those rows",
         code="DATASET_NOT_FINITE",
     )
 
@@ -628,7 +648,7 @@ def _convert_labels(name: str, labels: np.ndarray, notes: list[str]) -> np.ndarr
     int64_max = np.iinfo(np.int64).max
 
     if labels.dtype.kind == "b":
-        _raise_bad_label(name, labels, 0, "booleans, not class numbers")
+        _raise_bad_label(name, labels, 0, "a boolean, not a class number")
     if labels.dtype.kind == "f":
         with np.errstate(invalid="ignore"):
             invalid = ~np.isfinite(labels) | (labels != np.floor(labels)) | (labels >= 2.0**63)
@@ -648,7 +668,7 @@ def _raise_first(name: str, labels: np.ndarray, invalid: np.ndarray, reason: str
 
 def _raise_bad_label(name: str, labels: np.ndarray, index: int, reason: str) -> None:
     raise InvalidDatasetError(
-        f"{name} labels are invalid: label {labels[index]!r} at index {index} is {reason}; "
+        f"{name} labels are invalid: label {labels[index].item()!r} at index {index} is {reason}; "
         "labels must be non-negative integers such as the digits 0..9",
         code="DATASET_BAD_LABELS",
     )
