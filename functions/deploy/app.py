@@ -35,6 +35,6 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
 
     result = deploy_best_model(name, status, detail.get("FailureReason"), settings, tracker, sagemaker)
 
-    metrics.add_metric(name=f"Deploy{result.outcome.capitalize()}", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name=result.metric_name, unit=MetricUnit.Count, value=1)
     logger.info("finished deploying", extra=result.to_dict())
     return result.to_dict()

@@ -36,6 +36,6 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
 
     result = evaluate_endpoint(name, status, detail.get("FailureReason"), settings, tracker, storage, sagemaker)
 
-    metrics.add_metric(name=f"Evaluate{result.outcome.capitalize()}", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name=result.metric_name, unit=MetricUnit.Count, value=1)
     logger.info("finished evaluating", extra=result.to_dict())
     return result.to_dict()

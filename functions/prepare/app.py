@@ -34,6 +34,6 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
     result = prepare_upload(upload.bucket.name, upload.object.key, upload.object.version_id, upload.object.etag,
                             settings, tracker, storage, context.get_remaining_time_in_millis() / 1000)
 
-    metrics.add_metric(name=f"Prepare{result.outcome.capitalize()}", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name=result.metric_name, unit=MetricUnit.Count, value=1)
     logger.info("finished preparing the upload", extra=result.to_dict())
     return result.to_dict()

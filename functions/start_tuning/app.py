@@ -34,6 +34,6 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
 
     result = start_tuning(manifest.bucket.name, manifest.object.key, settings, tracker, storage, sagemaker)
 
-    metrics.add_metric(name=f"Tuning{result.outcome.capitalize()}", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name=result.metric_name, unit=MetricUnit.Count, value=1)
     logger.info("finished starting tuning", extra=result.to_dict())
     return result.to_dict()

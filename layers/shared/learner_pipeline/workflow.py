@@ -41,6 +41,20 @@ class StepResult:
     def to_dict(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "outcome": self.outcome, "detail": self.detail}
 
+    @property
+    def metric_name(self) -> str:
+        """The business metric this outcome counts toward."""
+        return OUTCOME_METRICS.get(self.outcome, "EventsIgnored")
+
+
+OUTCOME_METRICS = {
+    "prepared": "RunsPrepared",
+    "tuning": "TuningJobsStarted",
+    "deploying": "EndpointsCreated",
+    "succeeded": "RunsSucceeded",
+    "failed": "RunsFailed",
+}
+
 
 # ---- prepare -------------------------------------------------------------------------------------
 
@@ -122,7 +136,7 @@ def start_tuning(bucket: str, key: str, settings: TuningSettings, tracker: RunTr
         tracker.fail(run_id, error)
         return StepResult(run_id, "failed", error.code)
     tracker.advance(run_id, RunStatus.TUNING, {"tuning_job_name": names.tuning_job})
-    logger.info("tuning job started", extra={"tuning_job_name": names.tuning_job, "created": created})
+    logger.info("tuning job started", extra={"tuning_job_name": names.tuning_job, "newly_created": created})
     return StepResult(run_id, "tuning", names.tuning_job)
 
 
