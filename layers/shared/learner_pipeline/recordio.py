@@ -226,7 +226,8 @@ def _quiet_nans(values: np.ndarray, tensor_type: _TensorType) -> np.ndarray:
     Python's protobuf converts each float32 to a double and back, which sets the quiet bit of a
     signalling NaN and keeps sign and payload. Float64 values pass through unchanged.
     """
-    if tensor_type is not _FLOAT32 or not np.isnan(values).any():
+    # np.max propagates NaN and needs no temporary array, unlike np.isnan(values).any().
+    if tensor_type is not _FLOAT32 or values.size == 0 or not np.isnan(values.max()):
         return values
 
     bits = values.view(np.uint32).copy()
