@@ -9,7 +9,7 @@ export PATH := $(abspath $(VENV))/bin:$(dir $(PYTHON_BOOTSTRAP)):$(PATH)
 
 .PHONY: setup test unit integration e2e lint validate build deploy demo bench clean
 
-$(VENV)/.installed: requirements-dev.txt layers/shared/requirements.txt
+$(VENV)/.installed: requirements-dev.txt layers/shared/requirements.txt layers/plotting/requirements.txt
 	@test -n "$(PYTHON_BOOTSTRAP)" || { echo "python3.13 not found: install it (pyenv install 3.13) or set PYTHON_BOOTSTRAP"; exit 2; }
 	test -x $(PY) || $(PYTHON_BOOTSTRAP) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
