@@ -28,11 +28,11 @@ CORPUS_MAX_COMPRESSED_BYTES = 8 << 20
 CORPUS_MAX_DECOMPRESSED_BYTES = 32 << 20
 BOMB_BYTES = 64 << 20
 
-# Labels are digits; the class checks (DATASET_NO_POSITIVE, DATASET_NO_NEGATIVE) assume this
+# Labels are digits. The class checks (DATASET_NO_POSITIVE, DATASET_NO_NEGATIVE) assume this
 # positive label, as in "is this digit a 0?".
 CORPUS_POSITIVE_LABEL = 0
 
-# Malicious pickles try to create this file in the corpus directory; it must never exist.
+# Malicious pickles try to create this file in the corpus directory, so it must never exist.
 CANARY_NAME = "CANARY-created-by-unpickling"
 
 SPLIT_ROWS = {"train": 200, "validation": 60, "test": 60}
@@ -67,19 +67,22 @@ def expected_splits() -> dict[str, tuple[np.ndarray, np.ndarray]]:
     }
 
 
-def _float_dataset() -> list[list[np.ndarray]]:
-    return [[images, labels] for images, labels in expected_splits().values()]
+def _float_dataset() -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+    return tuple(expected_splits().values())
 
 
-def _as_tuples(dataset: list[list[Any]]) -> tuple[tuple[Any, Any], ...]:
-    return tuple((images, labels) for images, labels in dataset)
+_KEEP = object()
 
 
-def _with(dataset: list[list[Any]], split: int, part: int, value: Any) -> tuple:
-    """Return a (train, validation, test) tuple with one images (0) or labels (1) replaced."""
-    changed = [list(pair) for pair in dataset]
-    changed[split][part] = value
-    return _as_tuples(changed)
+def _replaced(split: str, images: Any = _KEEP, labels: Any = _KEEP, base: Any = None) -> tuple:
+    """Return ``base`` (default: the float dataset) with one split's images or labels replaced."""
+    dataset = [list(pair) for pair in (base if base is not None else _float_dataset())]
+    index = list(SPLIT_ROWS).index(split)
+    if images is not _KEEP:
+        dataset[index][0] = images
+    if labels is not _KEEP:
+        dataset[index][1] = labels
+    return tuple(tuple(pair) for pair in dataset)
 
 
 # --- writers ---------------------------------------------------------------------------------
@@ -100,8 +103,9 @@ class _LegacyPickler(pickle._Pickler):  # type: ignore[name-defined]
 
     ``module_names`` rewrites global module names, for example ``numpy._core.multiarray`` to
     the numpy 1 path ``numpy.core.multiarray``. With ``python2_strings``, bytes and str are
-    written with the Python 2 ``str`` opcodes (SHORT_BINSTRING, BINSTRING), as a Python 2
-    numpy pickle stores array data; ``pickle.load(..., encoding="latin1")`` reads them as str.
+    written with the Python 2 ``str`` opcodes (SHORT_BINSTRING, BINSTRING), which is how a
+    Python 2 numpy pickle stores array data. ``pickle.load(..., encoding="latin1")`` reads
+    them back as str.
     NOTE: this subclasses ``pickle._Pickler``, a private class of CPython's pickle module.
     """
 
@@ -188,8 +192,7 @@ def build_valid_variants(directory: Path | str) -> dict[str, Path]:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     floats = _float_dataset()
-    pixels = [[images, labels] for images, labels in expected_pixels().values()]
-    tuples = _as_tuples(floats)
+    pixels = tuple(expected_pixels().values())
 
     def write(name: str, obj: object, protocol: int = 4) -> Path:
         return _write_pickle(directory / f"{name}.pkl.gz", obj, protocol)
@@ -200,8 +203,10 @@ def build_valid_variants(directory: Path | str) -> dict[str, Path]:
     def labels_as(convert: Any) -> tuple:
         return tuple((images, convert(labels)) for images, labels in floats)
 
-    files = {f"protocol_{protocol}": write(f"protocol_{protocol}", tuples, protocol) for protocol in range(6)}
-    files["uint8_pixels"] = write("uint8_pixels", _as_tuples(pixels))
+    files = {}
+    for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
+        files[f"protocol_{protocol}"] = write(f"protocol_{protocol}", floats, protocol)
+    files["uint8_pixels"] = write("uint8_pixels", pixels)
     files["int64_pixels"] = write(
         "int64_pixels", tuple((images.astype(np.int64), labels) for images, labels in pixels)
     )
@@ -209,17 +214,17 @@ def build_valid_variants(directory: Path | str) -> dict[str, Path]:
     files["images_3d"] = write("images_3d", images_as(lambda x: x.reshape(-1, 28, 28)))
     files["big_endian"] = write("big_endian", images_as(lambda x: x.astype(">f4")))
     files["fortran_order"] = write("fortran_order", images_as(np.asfortranarray), protocol=5)
-    files["lists_not_tuples"] = write("lists_not_tuples", floats)
+    files["lists_not_tuples"] = write("lists_not_tuples", [list(pair) for pair in floats])
     files["labels_int32"] = write("labels_int32", labels_as(lambda y: y.astype(np.int32)))
     files["labels_float"] = write("labels_float", labels_as(lambda y: y.astype(np.float64)))
     files["labels_column"] = write("labels_column", labels_as(lambda y: y.reshape(-1, 1)))
     files["labels_numpy_scalars"] = write("labels_numpy_scalars", labels_as(list), protocol=2)
 
     numpy1 = {
-        "numpy1_paths_protocol2": _legacy_dumps(tuples, 2, _NUMPY1_MODULES),
-        "numpy1_paths_protocol5": _legacy_dumps(tuples, 5, _NUMPY1_MODULES),
+        "numpy1_paths_protocol2": _legacy_dumps(floats, 2, _NUMPY1_MODULES),
+        "numpy1_paths_protocol5": _legacy_dumps(floats, 5, _NUMPY1_MODULES),
         "python2_latin1": _legacy_dumps(
-            tuples, 2, {**_NUMPY1_MODULES, "builtins": "__builtin__"}, python2_strings=True
+            floats, 2, {**_NUMPY1_MODULES, "builtins": "__builtin__"}, python2_strings=True
         ),
     }
     for name, payload in numpy1.items():
@@ -252,7 +257,7 @@ def build_corpus(directory: Path | str) -> dict[str, tuple[Path, str]]:
         add(name, code, pickle.dumps(obj, protocol=protocol))
 
     _add_container_cases(add, add_pickle)
-    _add_forbidden_cases(add, add_pickle, directory / CANARY_NAME)
+    _add_forbidden_cases(add, add_pickle, directory)
     _add_structure_cases(add, add_pickle)
     _add_value_cases(add_pickle)
     return cases
@@ -260,7 +265,7 @@ def build_corpus(directory: Path | str) -> dict[str, tuple[Path, str]]:
 
 def _add_container_cases(add: Any, add_pickle: Any) -> None:
     """Cases for the gzip layer, the size caps and pickle framing."""
-    valid = pickle.dumps(_as_tuples(_float_dataset()), protocol=4)
+    valid = pickle.dumps(_float_dataset(), protocol=4)
     compressed = gzip.compress(valid, mtime=0)
 
     add("not_gzip_raw_pickle", "DATASET_NOT_GZIP", valid, compress=False)
@@ -280,7 +285,9 @@ def _add_container_cases(add: Any, add_pickle: Any) -> None:
 
     # Protocol 0 writes UNICODE values up to a newline, so one unterminated line is unbounded.
     add("bomb_long_line", "DATASET_TOO_LARGE", b"V" + b"a" * BOMB_BYTES)
-    add("bomb_declared_length", "DATASET_TOO_LARGE", b"\x80\x04\x8e" + struct.pack("<Q", BOMB_BYTES) + bytes(BOMB_BYTES))
+    # Protocol 4 BINBYTES8 (0x8e) declares its length in 8 bytes, here followed by the bytes.
+    declared = b"\x80\x04\x8e" + struct.pack("<Q", BOMB_BYTES)
+    add("bomb_declared_length", "DATASET_TOO_LARGE", declared + bytes(BOMB_BYTES))
     add("bomb_after_valid_pickle", "DATASET_TOO_LARGE", valid + bytes(BOMB_BYTES))
 
     add("not_pickle_csv", "DATASET_NOT_PICKLE", b"label,pixel0,pixel1\n5,0,0\n0,255,0\n")
@@ -297,10 +304,21 @@ def _npy_bytes(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def _add_forbidden_cases(add: Any, add_pickle: Any, canary: Path) -> None:
+def _touch_canary(directory: Path) -> _Call:
+    return _Call(os.system, f"touch {shlex.quote(str(directory / CANARY_NAME))}")
+
+
+def build_canary_pickle(directory: Path | str) -> Path:
+    """Write only the os.system case. Its plain ``pickle.load`` creates the canary file."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    return _write_pickle(directory / "forbidden_os_system.pkl.gz", _touch_canary(directory), 2)
+
+
+def _add_forbidden_cases(add: Any, add_pickle: Any, directory: Path) -> None:
     """Cases whose pickle names a global outside the allowlist or misuses an allowed one."""
-    dataset = _float_dataset()
-    touch = _Call(os.system, f"touch {shlex.quote(str(canary))}")
+    touch = _touch_canary(directory)
+    canary = directory / CANARY_NAME
 
     add_pickle("forbidden_os_system", "DATASET_FORBIDDEN_OBJECT", touch, protocol=2)
     add_pickle(
@@ -312,7 +330,7 @@ def _add_forbidden_cases(add: Any, add_pickle: Any, canary: Path) -> None:
     add_pickle(
         "forbidden_inside_labels",
         "DATASET_FORBIDDEN_OBJECT",
-        _with(dataset, 2, 1, touch),
+        _replaced("test", labels=touch),
     )
     add(
         "forbidden_pandas_dataframe",
@@ -340,86 +358,87 @@ def _add_forbidden_cases(add: Any, add_pickle: Any, canary: Path) -> None:
 
 def _add_structure_cases(add: Any, add_pickle: Any) -> None:
     """Cases with the wrong containers, shapes or counts."""
-    dataset = _float_dataset()
-    train, validation, test = _as_tuples(dataset)
+    train, validation, test = _float_dataset()
     images, labels = train
+    validation_images = validation[0]
+    bad_structure = "DATASET_BAD_STRUCTURE"
 
-    add_pickle("structure_two_splits", "DATASET_BAD_STRUCTURE", (train, validation))
-    add_pickle("structure_dict", "DATASET_BAD_STRUCTURE", {"train": train, "test": test})
-    add_pickle("structure_array", "DATASET_BAD_STRUCTURE", images)
-    add_pickle("structure_triple_split", "DATASET_BAD_STRUCTURE", ((images, labels, labels), validation, test))
-    add_pickle("structure_none_images", "DATASET_BAD_STRUCTURE", _with(dataset, 1, 0, None))
-    add(
-        "structure_one_pickle_per_split",
-        "DATASET_BAD_STRUCTURE",
-        b"".join(pickle.dumps(split, protocol=4) for split in (train, validation, test)),
-    )
+    add_pickle("structure_two_splits", bad_structure, (train, validation))
+    add_pickle("structure_dict", bad_structure, {"train": train, "test": test})
+    add_pickle("structure_array", bad_structure, images)
+    triple = (images, labels, labels)
+    add_pickle("structure_triple_split", bad_structure, (triple, validation, test))
+    add_pickle("structure_none_images", bad_structure, _replaced("validation", images=None))
+    one_per_split = b"".join(pickle.dumps(split) for split in (train, validation, test))
+    add("structure_one_pickle_per_split", bad_structure, one_per_split)
 
-    add_pickle("count_mismatch", "DATASET_COUNT_MISMATCH", _with(dataset, 0, 1, labels[:-1]))
+    add_pickle("count_mismatch", "DATASET_COUNT_MISMATCH", _replaced("train", labels=labels[:-1]))
 
-    add_pickle("shape_1d_images", "DATASET_BAD_SHAPE", _with(dataset, 0, 0, images.reshape(-1)))
-    add_pickle("shape_4d_images", "DATASET_BAD_SHAPE", _with(dataset, 0, 0, images.reshape(-1, 1, 28, 28)))
-    add_pickle("shape_zero_features", "DATASET_BAD_SHAPE", _with(dataset, 0, 0, images[:, :0]))
-    add_pickle("shape_2d_labels", "DATASET_BAD_SHAPE", _with(dataset, 0, 1, np.stack([labels, labels], axis=1)))
+    bad_shape = "DATASET_BAD_SHAPE"
+    add_pickle("shape_1d_images", bad_shape, _replaced("train", images=images.reshape(-1)))
+    four_dimensions = images.reshape(-1, 1, 28, 28)
+    add_pickle("shape_4d_images", bad_shape, _replaced("train", images=four_dimensions))
+    add_pickle("shape_zero_features", bad_shape, _replaced("train", images=images[:, :0]))
+    two_columns = np.stack([labels, labels], axis=1)
+    add_pickle("shape_2d_labels", bad_shape, _replaced("train", labels=two_columns))
     ragged = [list(row) for row in images[:, :3]]
     ragged[7].append(0.5)
-    add_pickle("shape_ragged_list", "DATASET_BAD_SHAPE", _with(dataset, 0, 0, ragged))
+    add_pickle("shape_ragged_list", bad_shape, _replaced("train", images=ragged))
 
-    validation_images = dataset[1][0]
-    add_pickle("dim_mismatch", "DATASET_DIM_MISMATCH", _with(dataset, 1, 0, validation_images[:, :783]))
-    add_pickle(
-        "dim_mismatch_image_shape",
-        "DATASET_DIM_MISMATCH",
-        _with(_with_list(dataset, 0, 0, images.reshape(-1, 28, 28)), 1, 0, validation_images.reshape(-1, 14, 56)),
-    )
+    narrower = _replaced("validation", images=validation_images[:, :783])
+    add_pickle("dim_mismatch", "DATASET_DIM_MISMATCH", narrower)
+    square = _replaced("train", images=images.reshape(-1, 28, 28))
+    wide = _replaced("validation", images=validation_images.reshape(-1, 14, 56), base=square)
+    add_pickle("dim_mismatch_image_shape", "DATASET_DIM_MISMATCH", wide)
 
+    # Protocol 2 writes the empty array data as bytes(), a global the loader must allow.
     empty = (images[:0], labels[:0])
-    add_pickle("empty_test_protocol2", "DATASET_EMPTY_SPLIT", (train, validation, empty), protocol=2)
+    add_pickle("empty_test_protocol2", "DATASET_EMPTY_SPLIT", (train, validation, empty), 2)
     add_pickle("empty_train", "DATASET_EMPTY_SPLIT", (empty, validation, test))
-
-
-def _with_list(dataset: list[list[Any]], split: int, part: int, value: Any) -> list[list[Any]]:
-    return [list(pair) for pair in _with(dataset, split, part, value)]
 
 
 def _add_value_cases(add_pickle: Any) -> None:
     """Cases with non-numeric, non-finite or invalid values, and one-class splits."""
-    dataset = _float_dataset()
-    images, labels = dataset[0]
-    test_images, test_labels = dataset[2]
+    train, validation, test = _float_dataset()
 
-    add_pickle("not_numeric_object_images", "DATASET_NOT_NUMERIC", _with(dataset, 0, 0, images.astype(object)))
-    add_pickle("not_numeric_string_labels", "DATASET_NOT_NUMERIC", _with(dataset, 1, 1, dataset[1][1].astype(str)))
-    add_pickle("not_numeric_complex_images", "DATASET_NOT_NUMERIC", _with(dataset, 2, 0, test_images.astype(np.complex64)))
+    not_numeric = "DATASET_NOT_NUMERIC"
+    objects = _replaced("train", images=train[0].astype(object))
+    add_pickle("not_numeric_object_images", not_numeric, objects)
+    strings = _replaced("validation", labels=validation[1].astype(str))
+    add_pickle("not_numeric_string_labels", not_numeric, strings)
+    complex_numbers = _replaced("test", images=test[0].astype(np.complex64))
+    add_pickle("not_numeric_complex_images", not_numeric, complex_numbers)
 
-    validation_images = dataset[1][0].copy()
-    validation_images[17, 5] = np.nan
-    add_pickle("not_finite_nan", "DATASET_NOT_FINITE", _with(dataset, 1, 0, validation_images))
-    train_images = images.copy()
-    train_images[3, 0] = np.inf
-    add_pickle("not_finite_inf", "DATASET_NOT_FINITE", _with(dataset, 0, 0, train_images))
-    overflowing = test_images.astype(np.float64)
+    with_nan = validation[0].copy()
+    with_nan[17, 5] = np.nan
+    add_pickle("not_finite_nan", "DATASET_NOT_FINITE", _replaced("validation", images=with_nan))
+    with_inf = train[0].copy()
+    with_inf[3, 0] = np.inf
+    add_pickle("not_finite_inf", "DATASET_NOT_FINITE", _replaced("train", images=with_inf))
+    overflowing = test[0].astype(np.float64)
     overflowing[9, 400] = 1e300
-    add_pickle("not_finite_float32_overflow", "DATASET_NOT_FINITE", _with(dataset, 2, 0, overflowing))
+    overflow = _replaced("test", images=overflowing)
+    add_pickle("not_finite_float32_overflow", "DATASET_NOT_FINITE", overflow)
 
-    negative = labels.copy()
+    negative = train[1].copy()
     negative[5] = -1
-    add_pickle("labels_negative", "DATASET_BAD_LABELS", _with(dataset, 0, 1, negative))
-    fractional = test_labels.astype(np.float64)
+    add_pickle("labels_negative", "DATASET_BAD_LABELS", _replaced("train", labels=negative))
+    fractional = test[1].astype(np.float64)
     fractional[3] = 2.5
-    add_pickle("labels_fractional", "DATASET_BAD_LABELS", _with(dataset, 2, 1, fractional))
-    add_pickle("labels_boolean", "DATASET_BAD_LABELS", _with(dataset, 0, 1, labels == 0))
+    add_pickle("labels_fractional", "DATASET_BAD_LABELS", _replaced("test", labels=fractional))
+    add_pickle("labels_boolean", "DATASET_BAD_LABELS", _replaced("train", labels=train[1] == 0))
 
     positive = CORPUS_POSITIVE_LABEL
-    no_positive = np.where(labels == positive, positive + 1, labels)
-    add_pickle("train_no_positive", "DATASET_NO_POSITIVE", _with(dataset, 0, 1, no_positive))
-    all_positive = np.full_like(dataset[1][1], positive)
-    add_pickle("validation_no_negative", "DATASET_NO_NEGATIVE", _with(dataset, 1, 1, all_positive))
+    no_positive = np.where(train[1] == positive, positive + 1, train[1])
+    add_pickle("train_no_positive", "DATASET_NO_POSITIVE", _replaced("train", labels=no_positive))
+    all_positive = np.full_like(validation[1], positive)
+    no_negative = _replaced("validation", labels=all_positive)
+    add_pickle("validation_no_negative", "DATASET_NO_NEGATIVE", no_negative)
 
 
 def main(argv: list[str]) -> int:
     if len(argv) != 2:
-        print(f"usage: python -m tests.corpus.make_bad_files DIRECTORY", file=sys.stderr)
+        print("usage: python -m tests.corpus.make_bad_files DIRECTORY", file=sys.stderr)
         return 2
     directory = Path(argv[1])
     for name, (path, code) in sorted(build_corpus(directory).items()):

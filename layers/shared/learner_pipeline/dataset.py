@@ -1,8 +1,8 @@
 """Safe loading and validation of an uploaded ``mnist.pkl.gz``-style dataset.
 
 The file is a gzip-compressed pickle of ``(train, validation, test)``, each split an
-``(images, labels)`` pair. Whoever can write to the ingest bucket chooses the bytes that get
-unpickled, and a plain ``pickle.load`` runs any callable the file names. So this module:
+``(images, labels)`` pair. Anyone with write access to the ingest bucket controls the bytes that
+get unpickled, and a plain ``pickle.load`` calls any callable the file names. So this module:
 
 * decompresses through a reader that enforces a decompressed-size cap and a deadline, and never
   holds the whole decompressed file in one bytes object;
@@ -34,8 +34,8 @@ SPLIT_NAMES = ("train", "validation", "test")
 GZIP_MAGIC = b"\x1f\x8b"
 
 RESAVE_HINT = (
-    "re-save the file as a gzip-compressed pickle of (train, validation, test) with pickle "
-    "protocol 2..5, each split an (images, labels) pair of numpy arrays"
+    "Re-save the file as a gzip-compressed pickle of (train, validation, test) with pickle "
+    "protocol 2..5, each split an (images, labels) pair of numpy arrays."
 )
 
 # Decompressed bytes pulled from gzip per call, so the deadline is checked at least this often.
@@ -105,8 +105,8 @@ def load_dataset(stream: BinaryIO, limits: LoadLimits) -> Dataset:
 
     if trailing_bytes:
         raise InvalidDatasetError(
-            f"{trailing_bytes} bytes follow the end of the pickle, so the file holds more than "
-            f"one pickled object (was pickle.dump called once per split?); {RESAVE_HINT}",
+            f"{trailing_bytes} bytes follow the end of the pickle, so the file contains more "
+            f"than one pickled object (was pickle.dump called once per split?). {RESAVE_HINT}",
             code="DATASET_BAD_STRUCTURE",
         )
 
@@ -136,14 +136,14 @@ def check_classes(dataset: Dataset, positive_label: int) -> None:
         if positives == 0:
             raise InvalidDatasetError(
                 f"{split.name} split has no rows with the positive label {positive_label} "
-                f"(labels present: {present}); choose a positive label that occurs in train "
-                "and validation, or add such rows",
+                f"(labels present: {present}). Choose a positive label that occurs in train "
+                "and validation, or add such rows.",
                 code="DATASET_NO_POSITIVE",
             )
         if positives == split.labels.shape[0]:
             raise InvalidDatasetError(
                 f"{split.name} split has only rows with the positive label {positive_label}, "
-                "so there is no negative class; add rows with other labels",
+                "so there is no negative class. Add rows with other labels.",
                 code="DATASET_NO_NEGATIVE",
             )
 
@@ -187,8 +187,8 @@ def _check_gzip_magic(head: bytes) -> None:
     else:
         found = f"it starts with {head!r}, not the gzip magic {GZIP_MAGIC!r}"
     raise InvalidDatasetError(
-        f"dataset is not gzip-compressed: {found}; compress it (gzip file.pkl) and upload the "
-        ".pkl.gz file",
+        f"dataset is not gzip-compressed because {found}. Compress it (gzip file.pkl) and "
+        "upload the .pkl.gz file.",
         code="DATASET_NOT_GZIP",
     )
 
@@ -196,8 +196,8 @@ def _check_gzip_magic(head: bytes) -> None:
 def _check_deadline(deadline: float | None, step: str) -> None:
     if deadline is not None and time.monotonic() > deadline:
         raise InvalidDatasetError(
-            f"loading the dataset timed out while {step}; upload a smaller file or give the "
-            "prepare function a longer timeout",
+            f"loading the dataset timed out while {step}. Upload a smaller file or give the "
+            "prepare function a longer timeout.",
             code="DATASET_TIMEOUT",
         )
 
@@ -228,8 +228,8 @@ class _CountingSource:
         self.bytes_read += len(data)
         if self.bytes_read > self._max_bytes:
             raise InvalidDatasetError(
-                f"compressed dataset is larger than the limit of {self._max_bytes} bytes; "
-                "upload a smaller file or raise the compressed size limit",
+                f"compressed dataset is larger than the limit of {self._max_bytes} bytes. "
+                "Upload a smaller file or raise the compressed size limit.",
                 code="DATASET_TOO_LARGE",
             )
         return data
@@ -258,7 +258,7 @@ class _CappedRawReader(io.RawIOBase):
         except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
             raise InvalidDatasetError(
                 f"gzip stream is truncated or corrupt after {self.bytes_read} decompressed "
-                f"bytes ({exc}); upload the file again, or re-create it with gzip",
+                f"bytes ({exc}). Upload the file again, or re-create it with gzip.",
                 code="DATASET_CORRUPT",
             ) from exc
 
@@ -270,8 +270,8 @@ class _CappedRawReader(io.RawIOBase):
 
 def _too_large(max_bytes: int) -> InvalidDatasetError:
     return InvalidDatasetError(
-        f"decompressed dataset is larger than the limit of {max_bytes} bytes; upload fewer rows "
-        "or raise the decompressed size limit",
+        f"decompressed dataset is larger than the limit of {max_bytes} bytes. Upload fewer "
+        "rows or raise the decompressed size limit.",
         code="DATASET_TOO_LARGE",
     )
 
@@ -279,7 +279,7 @@ def _too_large(max_bytes: int) -> InvalidDatasetError:
 class _LimitedReader:
     """Buffered file object for the unpickler, with read sizes checked before any allocation.
 
-    The unpickler asks for as many bytes as a length prefix in the file declares, so a few bytes
+    The unpickler requests as many bytes as a length prefix in the file declares, so a few bytes
     of input can request gigabytes. Requests that would pass the decompressed cap are rejected
     here, before BufferedReader allocates the result.
     """
@@ -296,7 +296,7 @@ class _LimitedReader:
 
     def read(self, size: int = -1) -> bytes:
         if size < 0:
-            raise ValueError("an unbounded read is not supported; pass a size")
+            raise ValueError("an unbounded read is not supported, so pass a size")
         self._reserve(size)
         data = self._buffered.read(size)
         self._consumed += len(data)
@@ -336,8 +336,8 @@ class _LimitedReader:
 class _NdarrayMarker:
     """Stands in for ``numpy.ndarray`` in the pickle, because calling the real class allocates.
 
-    Array pickles only pass ``numpy.ndarray`` as the subtype argument of ``_reconstruct``; a file
-    that calls it directly could allocate an array of any shape without supplying its data.
+    Array pickles only pass ``numpy.ndarray`` as the subtype argument of ``_reconstruct``.
+    A file that called the real class could allocate an array of any shape without its data.
     """
 
     def __repr__(self) -> str:
@@ -399,8 +399,8 @@ _ALLOWED_GLOBALS: dict[tuple[str, str], object] = {
 def _forbidden(what: str) -> InvalidDatasetError:
     return InvalidDatasetError(
         f"pickle contains {what}, which a dataset file may not contain. Only numpy arrays, "
-        "numbers and strings are loaded, so the file is malicious or holds other objects. "
-        f"Convert every split to numpy arrays and {RESAVE_HINT}",
+        "numbers and strings are loaded, so the file is malicious or contains other objects. "
+        f"Convert every split to numpy arrays. {RESAVE_HINT}",
         code="DATASET_FORBIDDEN_OBJECT",
     )
 
@@ -408,8 +408,8 @@ def _forbidden(what: str) -> InvalidDatasetError:
 class _RestrictedUnpickler(pickle.Unpickler):
     """Unpickler that resolves only the globals in ``_ALLOWED_GLOBALS``.
 
-    Modules are never imported here: names map straight to objects, so a rejected global is
-    neither imported nor called.
+    Names map straight to objects and no module is imported, so a rejected global is neither
+    imported nor called.
     """
 
     def find_class(self, module: str, name: str) -> Any:
@@ -433,19 +433,19 @@ def _restricted_load(reader: _LimitedReader) -> object:
         raise
     except MemoryError as exc:
         raise InvalidDatasetError(
-            "pickle declares an object too large to allocate; upload fewer rows",
+            "pickle declares an object too large to allocate. Upload fewer rows.",
             code="DATASET_TOO_LARGE",
         ) from exc
     # NOTE: untrusted bytes can make the unpickler or numpy raise almost any exception type
-    # (UnpicklingError, EOFError, ValueError, TypeError, ...); each one means "not a readable
+    # (UnpicklingError, EOFError, ValueError, TypeError, ...). Each one means "not a readable
     # dataset pickle".
     except Exception as exc:
         # A corrupt gzip stream can still inflate to garbage that fails to unpickle first, so
-        # read on to the CRC check: it raises DATASET_CORRUPT when corruption is the cause.
+        # read on to the CRC check, which raises DATASET_CORRUPT when corruption is the cause.
         reader.drain()
         raise InvalidDatasetError(
-            f"decompressed data is not a readable pickle ({type(exc).__name__}: {exc}; it "
-            f"starts with {first_bytes!r}); {RESAVE_HINT}",
+            f"decompressed data is not a readable pickle ({type(exc).__name__}: {exc}). It "
+            f"starts with {first_bytes!r}. {RESAVE_HINT}",
             code="DATASET_NOT_PICKLE",
         ) from exc
 
@@ -490,7 +490,7 @@ def _split_pairs(payload: object) -> list[tuple[str, tuple[object, object]]]:
     if not isinstance(payload, (tuple, list)) or len(payload) != len(SPLIT_NAMES):
         raise InvalidDatasetError(
             f"pickled object is {_describe(payload)}, expected a tuple of 3 splits "
-            f"(train, validation, test); {RESAVE_HINT}",
+            f"(train, validation, test). {RESAVE_HINT}",
             code="DATASET_BAD_STRUCTURE",
         )
 
@@ -498,7 +498,7 @@ def _split_pairs(payload: object) -> list[tuple[str, tuple[object, object]]]:
     for name, pair in zip(SPLIT_NAMES, payload, strict=True):
         if not isinstance(pair, (tuple, list)) or len(pair) != 2:
             raise InvalidDatasetError(
-                f"{name} split is {_describe(pair)}, expected an (images, labels) pair; "
+                f"{name} split is {_describe(pair)}, expected an (images, labels) pair. "
                 f"{RESAVE_HINT}",
                 code="DATASET_BAD_STRUCTURE",
             )
@@ -520,22 +520,22 @@ def _describe(value: object) -> str:
 def _as_array(name: str, role: str, value: object) -> np.ndarray:
     if not isinstance(value, (np.ndarray, list, tuple)):
         raise InvalidDatasetError(
-            f"{name} {role} is {_describe(value)}, expected a numpy array; {RESAVE_HINT}",
+            f"{name} {role} is {_describe(value)}, expected a numpy array. {RESAVE_HINT}",
             code="DATASET_BAD_STRUCTURE",
         )
     try:
         array = np.asarray(value)
     except (ValueError, TypeError, RecursionError) as exc:
         raise InvalidDatasetError(
-            f"{name} {role} cannot be read as one array ({exc}); store them as a single numpy "
-            "array with one row per example",
+            f"{name} {role} cannot be read as one array ({exc}). Store them as a single numpy "
+            "array with one row per example.",
             code="DATASET_BAD_SHAPE",
         ) from exc
 
     if array.dtype.kind not in "iuf" and not (role == "labels" and array.dtype.kind == "b"):
         raise InvalidDatasetError(
-            f"{name} {role} have dtype {array.dtype}, which is not numeric; store images as "
-            "float32 in [0, 1] or uint8 in [0, 255], and labels as integers",
+            f"{name} {role} have dtype {array.dtype}, which is not numeric. Store images as "
+            "float32 in [0, 1] or uint8 in [0, 255], and labels as integers.",
             code="DATASET_NOT_NUMERIC",
         )
     return array
@@ -554,8 +554,8 @@ def _shape_split(
         notes.append(f"3-D images of shape {image_shape} were flattened to rows of features")
     if images.ndim != 2 or images.shape[1] == 0:
         raise InvalidDatasetError(
-            f"{name} images have shape {images.shape}, expected (n, d) with d > 0 or (n, h, w); "
-            "store one image per row",
+            f"{name} images have shape {images.shape}, expected (n, d) with d > 0 or (n, h, w). "
+            "Store one image per row.",
             code="DATASET_BAD_SHAPE",
         )
 
@@ -564,20 +564,20 @@ def _shape_split(
         notes.append("labels of shape (n, 1) were flattened to (n,)")
     if labels.ndim != 1:
         raise InvalidDatasetError(
-            f"{name} labels have shape {labels.shape}, expected (n,); store one label per "
-            "image in a 1-D array",
+            f"{name} labels have shape {labels.shape}, expected (n,). Store one label per "
+            "image in a 1-D array.",
             code="DATASET_BAD_SHAPE",
         )
 
     if images.shape[0] != labels.shape[0]:
         raise InvalidDatasetError(
-            f"{name} split has {images.shape[0]} images but {labels.shape[0]} labels; store "
-            "exactly one label per image",
+            f"{name} split has {images.shape[0]} images but {labels.shape[0]} labels. Store "
+            "exactly one label per image.",
             code="DATASET_COUNT_MISMATCH",
         )
     if images.shape[0] == 0:
         raise InvalidDatasetError(
-            f"{name} split has no rows; every split (train, validation, test) needs examples",
+            f"{name} split has no rows. Every split (train, validation, test) needs examples.",
             code="DATASET_EMPTY_SPLIT",
         )
     return _ShapedSplit(name, images, labels, image_shape)
@@ -589,15 +589,15 @@ def _common_dimensions(shaped: list[_ShapedSplit]) -> tuple[int, tuple[int, int]
         if split.images.shape[1] != feature_dim:
             raise InvalidDatasetError(
                 f"{split.name} images have {split.images.shape[1]} features but train images "
-                f"have {feature_dim}; every split needs the same number of features",
+                f"have {feature_dim}. Every split needs the same number of features.",
                 code="DATASET_DIM_MISMATCH",
             )
 
     shapes = {split.image_shape for split in shaped if split.image_shape is not None}
     if len(shapes) > 1:
         raise InvalidDatasetError(
-            f"splits have different image shapes {sorted(shapes)}; every split needs the same "
-            "image height and width",
+            f"splits have different image shapes {sorted(shapes)}. Every split needs the same "
+            "image height and width.",
             code="DATASET_DIM_MISMATCH",
         )
     if shapes:
@@ -638,8 +638,8 @@ def _check_finite(name: str, original: np.ndarray, converted: np.ndarray) -> Non
     value = original[row, column].item()
     raise InvalidDatasetError(
         f"{name} images contain NaN, infinity or a value beyond the float32 range in "
-        f"{bad_rows.size} rows, the first at row {row}, column {column} (value {value!r}); "
-        "replace or drop those rows",
+        f"{bad_rows.size} rows, the first at row {row}, column {column} (value {value!r}). "
+        "Replace or drop those rows.",
         code="DATASET_NOT_FINITE",
     )
 
@@ -668,7 +668,7 @@ def _raise_first(name: str, labels: np.ndarray, invalid: np.ndarray, reason: str
 
 def _raise_bad_label(name: str, labels: np.ndarray, index: int, reason: str) -> None:
     raise InvalidDatasetError(
-        f"{name} labels are invalid: label {labels[index].item()!r} at index {index} is {reason}; "
-        "labels must be non-negative integers such as the digits 0..9",
+        f"{name} labels are invalid: label {labels[index].item()!r} at index {index} is "
+        f"{reason}. Labels must be non-negative integers such as the digits 0..9.",
         code="DATASET_BAD_LABELS",
     )
