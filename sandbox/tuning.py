@@ -137,9 +137,11 @@ def plan_trials(
     """Plan every trial of a tuning job: MaxNumberOfTrainingJobs samples with their names.
 
     Trials are named as SageMaker names them, ``<tuning job>-<3-digit index>-<8 hex digits>``.
-    The same job name and seed always give the same plan.
+    The hyperparameters and training seeds depend only on ``seed`` and the request, so a run
+    is reproducible although its job name derives from the upload's random version id. The
+    hex suffix derives from the job name.
     """
-    rng = np.random.default_rng(_seed_for(tuning_job_name, seed))
+    rng = np.random.default_rng(seed)
     count = int(config["ResourceLimits"]["MaxNumberOfTrainingJobs"])
     objective = config["HyperParameterTuningJobObjective"]["MetricName"]
     ranges = config.get("ParameterRanges", {})
@@ -147,7 +149,7 @@ def plan_trials(
     trials = []
     for index in range(1, count + 1):
         tuned = sample_hyperparameters(ranges, rng)
-        suffix = f"{int(rng.integers(0, 2**32)):08x}"
+        suffix = hashlib.sha256(f"{tuning_job_name}/{index}".encode()).hexdigest()[:8]
         hyperparameters = {**dict(static_hyperparameters), **tuned, "_tuning_objective_metric": objective}
         trials.append(
             Trial(
@@ -177,6 +179,3 @@ def best_index(values: Sequence[float | None], objective_type: str) -> int | Non
         return min(candidates, key=lambda item: (item[0], item[1]))[1]
     return max(candidates, key=lambda item: (item[0], -item[1]))[1]
 
-
-def _seed_for(name: str, seed: int) -> int:
-    return int.from_bytes(hashlib.sha256(f"{seed}/{name}".encode()).digest()[:8], "big")
