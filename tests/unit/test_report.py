@@ -383,7 +383,7 @@ def heatmap_mask(pixels: np.ndarray) -> np.ndarray:
 
 
 def black_mask(pixels: np.ndarray) -> np.ndarray:
-    """Mark pure black pixels: the strokes of gallery digits, darker than any text colour."""
+    """Mark pure black pixels: gallery digit strokes and chart axes, but not the page text (#1f2328)."""
     return np.all(pixels < 0.03, axis=2)
 
 

@@ -43,7 +43,7 @@ class ReportContext:
     """Everything the report shows about one run.
 
     ``labels``, ``predicted`` and ``scores`` cover the whole test split.
-    ``misclassified_indices`` indexes into them, and ``misclassified_images`` holds the
+    ``misclassified_indices`` indexes into them, and ``misclassified_images`` contains the
     features of those rows in the same order (``select_misclassified`` picks them).
     ``misclassified_scores`` defaults to ``scores[misclassified_indices]``, and
     ``confusion_matrix`` (the output of ``metrics.confusion_matrix``) is computed when omitted.
@@ -464,7 +464,7 @@ def _check_context(context: ReportContext) -> None:
     shape = context.image_shape
     if shape is not None and math.prod(shape) != images.shape[-1]:
         raise EvaluationError(
-            f"The image shape {tuple(shape)} does not hold {images.shape[-1]} features. Pass "
+            f"The image shape {tuple(shape)} does not match {images.shape[-1]} features. Pass "
             "the shape of one image, such as (28, 28) for 784 features, or None.",
             code="EVALUATION_REPORT_INPUT",
         )
