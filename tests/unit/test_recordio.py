@@ -540,7 +540,7 @@ def test_reject_label_with_two_values() -> None:
     label_entry = b"\x0a\x06values\x12\x0c\x12\x0a\x0a\x08" + bytes(8)
     payload = encode_dense_tensor(np.ones((1, 2), np.float32))[8:] + b"\x12" + bytes([len(label_entry)]) + label_entry
 
-    with pytest.raises(RecordIOError, match=r'label\["values"\] holds 2 values'):
+    with pytest.raises(RecordIOError, match=r'label\["values"\] contains 2 values'):
         read_dense_tensor(payload_record(payload))
 
 
@@ -580,7 +580,7 @@ def test_reject_partial_float() -> None:
 def test_reject_bytes_value() -> None:
     entry = b"\x0a\x06values\x12\x05\x4a\x03\x0a\x01x"
 
-    with pytest.raises(RecordIOError, match="holds Bytes"):
+    with pytest.raises(RecordIOError, match="contains Bytes"):
         read_dense_tensor(payload_record(b"\x0a" + bytes([len(entry)]) + entry))
 
 

@@ -1,8 +1,8 @@
 """RecordIO-protobuf encoding of dense numpy arrays, byte-identical to SageMaker Python SDK v2.
 
 Each row becomes one ``aialgs.data.Record`` protobuf message (``record.proto`` of the SageMaker
-built-in algorithms). Its ``features["values"]`` entry holds the row as a Float32, Float64 or
-Int32 tensor, and its ``label["values"]`` entry, when labels are given, holds the row's label.
+built-in algorithms). Its ``features["values"]`` entry contains the row as a Float32, Float64
+or Int32 tensor, and its ``label["values"]`` entry, when labels are given, contains the label.
 Each message is framed as an MXNet RecordIO record: the magic number 0xced7230a, a little-endian
 uint32 whose low 29 bits are the payload length and whose high 3 bits are a continuation flag,
 the payload, then zero bytes up to a multiple of 4.
@@ -18,7 +18,7 @@ import io
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
@@ -44,7 +44,7 @@ _HEADER_SIZE = 8
 _WHOLE, _FIRST_PART, _MIDDLE_PART, _LAST_PART = 0, 1, 2, 3
 
 # Rows are encoded in chunks of about this many bytes, so the working buffers stay in cache and
-# a file writer never holds the whole output in memory.
+# a file writer never keeps the whole output in memory.
 _CHUNK_BYTES = 1 << 20
 
 # Map entry key "values" as protobuf bytes: field 1 (string), length 6, then the UTF-8 text.
@@ -52,6 +52,8 @@ _VALUES_KEY = b"\x0a\x06values"
 
 _INT32_MIN = -(1 << 31)
 _INT32_MAX = (1 << 31) - 1
+
+_IntOrArray = TypeVar("_IntOrArray", int, np.ndarray)
 
 
 class RecordIOError(ValueError):
@@ -77,7 +79,7 @@ class _TensorType:
 _FLOAT32 = _TensorType("Float32", 2, np.dtype("<f4"), 4, 5)
 _FLOAT64 = _TensorType("Float64", 3, np.dtype("<f8"), 8, 1)
 _INT32 = _TensorType("Int32", 7, np.dtype("<i4"), None, 0)
-_TENSOR_TYPES = {tensor_type.value_field: tensor_type for tensor_type in (_FLOAT32, _FLOAT64, _INT32)}
+_TENSOR_TYPES = {tensor.value_field: tensor for tensor in (_FLOAT32, _FLOAT64, _INT32)}
 _BYTES_VALUE_FIELD = 9
 
 
@@ -94,7 +96,7 @@ def _resolve_tensor_type(dtype: np.dtype) -> _TensorType:
     if dtype == np.dtype(np.float32):
         return _FLOAT32
     raise ValueError(
-        f"Unsupported dtype {dtype} on array; use float32, float64 or int64 (written as Int32)"
+        f"Unsupported dtype {dtype} on array. Use float32, float64 or int64 (written as Int32)."
     )
 
 
@@ -118,7 +120,8 @@ def _length_delimited(field_number: int, payload: bytes) -> bytes:
     return _varint(field_number << 3 | 2) + _varint(len(payload)) + payload
 
 
-def _padding(length: int) -> int:
+def _padding(length: _IntOrArray) -> _IntOrArray:
+    """Return the count of zero bytes after a payload of ``length`` bytes (an int or an array)."""
     return -length % 4
 
 
@@ -127,11 +130,14 @@ def _padding(length: int) -> int:
 # ---------------------------------------------------------------------------------------------
 
 
-def write_numpy_to_dense_tensor(file: BinaryIO, array: ArrayLike, labels: ArrayLike | None = None) -> None:
+def write_numpy_to_dense_tensor(
+    file: BinaryIO, array: ArrayLike, labels: ArrayLike | None = None
+) -> None:
     """Write each row of a 2-D array to ``file`` as one RecordIO-protobuf record.
 
-    Same signature, checks and bytes as SDK v2's ``write_numpy_to_dense_tensor``. Features and
-    labels may be float32, float64 or int64, and int64 values are written as Int32 tensors.
+    Same signature, checks and bytes as SDK v2's ``write_numpy_to_dense_tensor``, except that
+    the label count must equal the row count. Features and labels may be float32, float64 or
+    int64, and int64 values are written as Int32 tensors.
     Raises ValueError if ``array`` is not 2-D, if ``labels`` is not 1-D or has another length
     than the row count, if a dtype is unsupported, or if an int64 value does not fit in int32.
     The output is written in chunks of about 1 MiB and nothing is written when a check fails.
@@ -142,10 +148,13 @@ def write_numpy_to_dense_tensor(file: BinaryIO, array: ArrayLike, labels: ArrayL
     _check_int32_range(features, feature_type)
     _check_int32_range(label_vector, label_type)
 
-    if feature_type.itemsize is not None and (label_type is None or label_type.itemsize is not None):
-        chunks = _encode_fixed_width(features, feature_type, label_vector, label_type)
+    fixed_length = feature_type.itemsize is not None and (
+        label_type is None or label_type.itemsize is not None
+    )
+    if fixed_length:
+        chunks = _encode_fixed_length(features, feature_type, label_vector, label_type)
     else:
-        chunks = _encode_varint(features, feature_type, label_vector, label_type)
+        chunks = _encode_varying_length(features, feature_type, label_vector, label_type)
 
     for chunk in chunks:
         file.write(chunk)
@@ -182,7 +191,7 @@ def encoded_row_size(
     if feature_type.itemsize is None or (label_type is not None and label_type.itemsize is None):
         raise ValueError(
             "int64 values are written as Int32 varints, so the encoded size depends on the "
-            "values; use float32 or float64, or measure len(encode_dense_tensor(...))"
+            "values. Use float32 or float64, or measure len(encode_dense_tensor(...))."
         )
     return _fixed_layout(feature_dim, feature_type, label_type).stride
 
@@ -265,6 +274,11 @@ def _fixed_layout(
     """Encode a record of zeros once and locate where each row's values go."""
     assert feature_type.itemsize is not None
     feature_size = feature_dim * feature_type.itemsize
+    if feature_size > _MAX_PAYLOAD_LENGTH:
+        raise ValueError(
+            f"a row of {feature_dim} values takes {feature_size} bytes, more than the RecordIO "
+            f"maximum of {_MAX_PAYLOAD_LENGTH}"
+        )
     payload = _tensor_entry(1, feature_type, bytes(feature_size))
     feature_end = _HEADER_SIZE + len(payload)
 
@@ -289,7 +303,7 @@ def _fixed_layout(
     )
 
 
-def _encode_fixed_width(
+def _encode_fixed_length(
     features: np.ndarray,
     feature_type: _TensorType,
     labels: np.ndarray | None,
@@ -328,6 +342,8 @@ def _encode_fixed_width(
 
 _VARINT_WIDTH = 10  # bytes of the longest varint, a negative int32 sign-extended to 64 bits
 _LENGTH_VARINT_WIDTH = 5  # bytes of the longest varint of a uint32 length
+# Maximum bytes of a map entry besides its values: 3 tags, 4 lengths of up to 5 bytes, the key.
+_ENTRY_OVERHEAD = 3 + 4 * _LENGTH_VARINT_WIDTH + len(_VALUES_KEY)
 
 
 def _varint_sizes(values: np.ndarray) -> np.ndarray:
@@ -349,41 +365,51 @@ def _varint_columns(values: np.ndarray, width: int) -> tuple[np.ndarray, np.ndar
 
 
 class _TokenRows:
-    """Per-row byte columns with a validity mask; the valid bytes in row order form the output."""
+    """Byte columns per row with a mask of the bytes in use.
+
+    The used bytes, read row after row, are the encoded output.
+    """
 
     def __init__(self, n_rows: int) -> None:
         self.n_rows = n_rows
         self.columns: list[np.ndarray] = []
         self.masks: list[np.ndarray] = []
 
+    def add(self, columns: np.ndarray, mask: np.ndarray | None = None) -> None:
+        self.columns.append(columns)
+        self.masks.append(np.ones(columns.shape, dtype=bool) if mask is None else mask)
+
     def add_constant(self, data: bytes, present: np.ndarray | None = None) -> None:
+        """Add the same bytes to every row, or only to the rows where ``present`` is true."""
         constant = np.frombuffer(data, dtype=np.uint8)
-        self.columns.append(np.broadcast_to(constant, (self.n_rows, constant.size)))
-        mask = np.ones((self.n_rows, constant.size), dtype=bool)
-        if present is not None:
-            mask &= present[:, None]
-        self.masks.append(mask)
+        columns = np.broadcast_to(constant, (self.n_rows, constant.size))
+        mask = None if present is None else np.repeat(present[:, None], constant.size, axis=1)
+        self.add(columns, mask)
 
-    def add_bytes(self, data: np.ndarray) -> None:
-        self.columns.append(data)
-        self.masks.append(np.ones(data.shape, dtype=bool))
-
-    def add_varints(self, values: np.ndarray, width: int, present: np.ndarray | None = None) -> None:
+    def add_varints(
+        self, values: np.ndarray, width: int, present: np.ndarray | None = None
+    ) -> None:
         encoded, mask = _varint_columns(values, width)
         if present is not None:
             mask &= present[:, None]
-        self.columns.append(encoded)
-        self.masks.append(mask)
+        self.add(encoded, mask)
 
     def add_uint32(self, values: np.ndarray) -> None:
-        self.add_bytes(values.astype("<u4").view(np.uint8).reshape(self.n_rows, 4))
+        self.add(values.astype("<u4").view(np.uint8).reshape(self.n_rows, 4))
+
+    def extend(self, other: _TokenRows) -> None:
+        self.columns += other.columns
+        self.masks += other.masks
 
     def compact(self) -> np.ndarray:
+        """Return the used bytes in row order, because boolean indexing reads row-major."""
         return np.concatenate(self.columns, axis=1)[np.concatenate(self.masks, axis=1)]
 
 
-def _values_bytes(values: np.ndarray, tensor_type: _TensorType) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Return (byte columns, valid mask, byte length per row) of the packed values of each row."""
+def _values_bytes(
+    values: np.ndarray, tensor_type: _TensorType
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return (byte columns, mask of used bytes, byte length per row) of each row's values."""
     n_rows = values.shape[0]
     if tensor_type.itemsize is None:
         encoded, mask = _varint_columns(values, _VARINT_WIDTH)
@@ -399,7 +425,7 @@ def _values_bytes(values: np.ndarray, tensor_type: _TensorType) -> tuple[np.ndar
 def _add_tensor_entry(
     tokens: _TokenRows, map_field: int, tensor_type: _TensorType, values: np.ndarray
 ) -> np.ndarray:
-    """Append the map entry of ``_tensor_entry`` for every row and return its byte lengths."""
+    """Add the bytes of ``_tensor_entry`` for every row and return their length per row."""
     data, data_mask, data_length = _values_bytes(values, tensor_type)
     has_values = data_length > 0
     tensor_length = np.where(has_values, 1 + _varint_sizes(data_length) + data_length, 0)
@@ -414,55 +440,47 @@ def _add_tensor_entry(
     tokens.add_varints(tensor_length, _LENGTH_VARINT_WIDTH)
     tokens.add_constant(b"\x0a", present=has_values)
     tokens.add_varints(data_length, _LENGTH_VARINT_WIDTH, present=has_values)
-    tokens.columns.append(data)
-    tokens.masks.append(data_mask)
+    tokens.add(data, data_mask)
 
     return 1 + _varint_sizes(entry_length) + entry_length
 
 
-def _encode_varint(
+def _encode_varying_length(
     features: np.ndarray,
     feature_type: _TensorType,
     labels: np.ndarray | None,
     label_type: _TensorType | None,
 ) -> Iterator[memoryview]:
-    """Yield the records of rows that contain Int32 varints, so that row lengths differ.
+    """Yield the records of rows that contain Int32 varints, whose lengths depend on the values.
 
-    Each chunk of rows is laid out as byte columns with a mask of the bytes in use, and boolean
-    indexing of the 2-D columns returns the used bytes row after row.
+    Each chunk of rows is laid out as ``_TokenRows``, so no Python loop runs per row.
     """
     n_rows, n_columns = features.shape
-    bytes_per_row = 64 + n_columns * (_VARINT_WIDTH if feature_type.itemsize is None else feature_type.itemsize)
-    rows_per_chunk = max(1, _CHUNK_BYTES // bytes_per_row)
+    value_width = _VARINT_WIDTH if feature_type.itemsize is None else feature_type.itemsize
+    max_row_bytes = 2 * _ENTRY_OVERHEAD + n_columns * value_width
+    if max_row_bytes > _MAX_PAYLOAD_LENGTH:
+        raise ValueError(
+            f"rows of {n_columns} values may encode to more than the RecordIO maximum of "
+            f"{_MAX_PAYLOAD_LENGTH} bytes. Split the columns or use float32."
+        )
+    rows_per_chunk = max(1, _CHUNK_BYTES // max_row_bytes)
 
     for start in range(0, n_rows, rows_per_chunk):
         stop = min(start + rows_per_chunk, n_rows)
-        record = _TokenRows(stop - start)
-        framing = _TokenRows(stop - start)
-
-        payload_length = _add_tensor_entry(record, 1, feature_type, features[start:stop])
+        payload = _TokenRows(stop - start)
+        payload_length = _add_tensor_entry(payload, 1, feature_type, features[start:stop])
         if labels is not None and label_type is not None:
-            payload_length = payload_length + _add_tensor_entry(
-                record, 2, label_type, labels[start:stop, None]
-            )
-        if payload_length.max(initial=0) > _MAX_PAYLOAD_LENGTH:
-            raise ValueError(
-                f"a row encodes to {payload_length.max()} bytes, more than the RecordIO maximum "
-                f"of {_MAX_PAYLOAD_LENGTH}"
-            )
+            label_column = labels[start:stop, None]
+            label_length = _add_tensor_entry(payload, 2, label_type, label_column)
+            payload_length = payload_length + label_length
 
-        framing.add_constant(_MAGIC_BYTES)
-        framing.add_uint32(payload_length)
-        pad = np.zeros((stop - start, 3), dtype=np.uint8)
-        pad_mask = np.arange(3) < _padding_array(payload_length)[:, None]
-
-        record.columns = framing.columns + record.columns + [pad]
-        record.masks = framing.masks + record.masks + [pad_mask]
+        record = _TokenRows(stop - start)
+        record.add_constant(_MAGIC_BYTES)
+        record.add_uint32(payload_length)
+        record.extend(payload)
+        padding = np.zeros((stop - start, 3), dtype=np.uint8)
+        record.add(padding, np.arange(3) < _padding(payload_length)[:, None])
         yield memoryview(record.compact())
-
-
-def _padding_array(lengths: np.ndarray) -> np.ndarray:
-    return -lengths % 4
 
 
 # ---------------------------------------------------------------------------------------------
@@ -495,7 +513,9 @@ class _Record:
     label: _Tensor | None
 
 
-def read_dense_tensor(source: bytes | bytearray | memoryview | BinaryIO) -> tuple[np.ndarray, np.ndarray | None]:
+def read_dense_tensor(
+    source: bytes | bytearray | memoryview | BinaryIO,
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Read RecordIO-protobuf records into a 2-D feature array and a 1-D label array.
 
     ``source`` is a bytes-like object or a binary file read to its end. Feature and label dtypes
@@ -520,7 +540,7 @@ def _read_uniform(data: bytes) -> tuple[np.ndarray, np.ndarray | None] | None:
     """Read records that share one layout with vectorised numpy, or return None.
 
     Every record must have the length of the first one and the same bytes outside the feature
-    and label values. That holds for float rows written by SDK v2 or this module, and any
+    and label values. That is true of float rows written by SDK v2 or this module, and any
     other input goes to the record-by-record reader.
     """
     if len(data) < _HEADER_SIZE:
@@ -573,8 +593,9 @@ def _single_packed_span(tensor: _Tensor, expected_count: int | None) -> tuple[in
 def _same_bytes_outside(rows: np.ndarray, spans: list[tuple[int, int]], record_end: int) -> bool:
     """Check that all rows equal the first row outside the value spans (padding excluded)."""
     start = 0
-    for span_start, span_end in [*spans, (record_end, record_end)]:
-        if span_start > start and not (rows[:, start:span_start] == rows[0, start:span_start]).all():
+    for span_start, span_end in [*sorted(spans), (record_end, record_end)]:
+        fixed = rows[:, start:span_start]
+        if fixed.size and not (fixed == fixed[0]).all():
             return False
         start = span_end
     return True
@@ -589,7 +610,6 @@ def _read_records(data: bytes) -> tuple[np.ndarray, np.ndarray | None]:
     """Read records one at a time, the general path that also reports where input is invalid."""
     rows: list[np.ndarray] = []
     labels: list[np.ndarray] = []
-    first_offset = 0
 
     for index, offset, payload in _iter_payloads(data):
         try:
@@ -603,9 +623,7 @@ def _read_records(data: bytes) -> tuple[np.ndarray, np.ndarray | None]:
             ) from None
 
         if rows:
-            _check_consistent(index, offset, row, label, rows[0], labels, first_offset)
-        else:
-            first_offset = offset
+            _check_like_first(f"record {index} (byte offset {offset})", row, label, rows[0], labels)
         rows.append(row)
         if label is not None:
             labels.append(label)
@@ -615,25 +633,23 @@ def _read_records(data: bytes) -> tuple[np.ndarray, np.ndarray | None]:
     return features, label_vector
 
 
-def _check_consistent(
-    index: int,
-    offset: int,
+def _check_like_first(
+    where: str,
     row: np.ndarray,
     label: np.ndarray | None,
     first_row: np.ndarray,
     labels: list[np.ndarray],
-    first_offset: int,
 ) -> None:
-    where = f"record {index} (byte offset {offset})"
+    """Raise RecordIOError unless a row and its label have the width and types of record 0."""
     if row.dtype != first_row.dtype:
         raise RecordIOError(
-            f"{where} has {_type_name(row.dtype)} features but record 0 (byte offset "
-            f"{first_offset}) has {_type_name(first_row.dtype)}; all rows must share one type"
+            f"{where} has {_type_name(row.dtype)} features but record 0 has "
+            f"{_type_name(first_row.dtype)}. All rows must have one type."
         )
     if row.size != first_row.size:
         raise RecordIOError(
-            f"{where} has {row.size} features but record 0 has {first_row.size}; all rows of "
-            "a dense tensor must have the same width"
+            f"{where} has {row.size} features but record 0 has {first_row.size}. All rows of "
+            "a dense tensor must have the same width."
         )
     if (label is None) != (not labels):
         has, lacks = ("has no", "has a") if label is None else ("has a", "has no")
@@ -663,14 +679,15 @@ def _iter_payloads(data: bytes) -> Iterator[tuple[int, int, bytes]]:
         where = f"record {index} (byte offset {offset})"
         if len(data) - offset < _HEADER_SIZE:
             raise RecordIOError(
-                f"truncated {where}: {len(data) - offset} bytes left, a record header needs 8"
+                f"truncated {where}: {len(data) - offset} bytes left but a record header needs 8"
             )
 
         magic, length_word = struct.unpack_from("<II", data, offset)
         if magic != RECORDIO_MAGIC:
             raise RecordIOError(
-                f"invalid magic number 0x{magic:08x} in {where}, expected 0x{RECORDIO_MAGIC:08x}; "
-                "the input is not RecordIO or a previous record length is wrong"
+                f"invalid magic number 0x{magic:08x} in {where}, expected "
+                f"0x{RECORDIO_MAGIC:08x}. The input is not RecordIO, or the length of the "
+                "previous record is wrong."
             )
         flag = length_word >> _LENGTH_BITS
         length = length_word & _MAX_PAYLOAD_LENGTH
@@ -678,7 +695,7 @@ def _iter_payloads(data: bytes) -> Iterator[tuple[int, int, bytes]]:
         padded_end = end + _padding(length)
         if padded_end > len(data):
             raise RecordIOError(
-                f"truncated {where}: the length word says {length} payload bytes plus "
+                f"truncated {where}: the length word gives {length} payload bytes plus "
                 f"{_padding(length)} padding, but only {len(data) - offset - _HEADER_SIZE} "
                 "bytes follow the header"
             )
@@ -750,10 +767,12 @@ def _iter_fields(payload: bytes, start: int, end: int) -> Iterator[tuple[int, in
             length, position = _read_varint(payload, position, end)
             value_end = position + length
         else:
-            raise _MalformedError(f"unsupported wire type {wire_type} of field {field_number}", key_start)
+            message = f"unsupported wire type {wire_type} of field {field_number}"
+            raise _MalformedError(message, key_start)
 
         if value_end > end:
-            raise _MalformedError(f"field {field_number} runs past the end of its message", key_start)
+            message = f"field {field_number} runs past the end of its message"
+            raise _MalformedError(message, key_start)
         yield field_number, wire_type, position, value_end
         position = value_end
 
@@ -765,7 +784,8 @@ def _parse_record(payload: bytes) -> _Record:
         if field_number not in (1, 2):
             continue  # uid, metadata, configuration and unknown fields
         if wire_type != 2:
-            raise _MalformedError(f"map field {field_number} has wire type {wire_type}, expected 2", start)
+            message = f"map field {field_number} has wire type {wire_type}, expected 2"
+            raise _MalformedError(message, start)
         key, value_span = _parse_map_entry(payload, start, end)
         if key == "values":
             spans[field_number] = value_span  # a repeated map key keeps its last value
@@ -796,12 +816,14 @@ def _parse_value(payload: bytes, start: int, end: int, name: str) -> _Tensor:
     tensor: _Tensor | None = None
     for field_number, wire_type, value_start, value_end in _iter_fields(payload, start, end):
         if field_number == _BYTES_VALUE_FIELD:
-            raise _MalformedError(f"{name} holds Bytes, expected a Float32, Float64 or Int32 tensor", value_start)
+            message = f"{name} contains Bytes, expected a Float32, Float64 or Int32 tensor"
+            raise _MalformedError(message, value_start)
         tensor_type = _TENSOR_TYPES.get(field_number)
         if tensor_type is None:
             continue
         if wire_type != 2:
-            raise _MalformedError(f"{name} tensor has wire type {wire_type}, expected 2", value_start)
+            message = f"{name} tensor has wire type {wire_type}, expected 2"
+            raise _MalformedError(message, value_start)
         if tensor is None or tensor.tensor_type is not tensor_type:
             tensor = _Tensor(tensor_type)  # another oneof member replaces the previous one
         _parse_tensor(payload, value_start, value_end, tensor)
@@ -812,7 +834,10 @@ def _parse_value(payload: bytes, start: int, end: int, name: str) -> _Tensor:
 
 
 def _parse_tensor(payload: bytes, start: int, end: int, tensor: _Tensor) -> None:
-    """Add the repeated fields of one tensor message; repeated occurrences concatenate."""
+    """Add the spans of the repeated fields of one tensor message to ``tensor``.
+
+    A field that occurs several times adds all its values, as protobuf merging does.
+    """
     for field_number, wire_type, value_start, value_end in _iter_fields(payload, start, end):
         if field_number == 1:
             expected = (2, tensor.tensor_type.wire_type)
@@ -849,8 +874,10 @@ def _decode_varints(raw: bytes, position: int) -> np.ndarray:
     return np.add.reduceat(groups, starts)
 
 
-def _decode_spans(payload: bytes, spans: list[tuple[int, int, int]], tensor_type: _TensorType | None) -> np.ndarray:
-    """Decode repeated values (packed or not); ``tensor_type`` None means uint64 varints."""
+def _decode_spans(
+    payload: bytes, spans: list[tuple[int, int, int]], tensor_type: _TensorType | None
+) -> np.ndarray:
+    """Decode repeated values, packed or not. A ``tensor_type`` of None means uint64 varints."""
     parts = []
     for wire_type, start, end in spans:
         raw = payload[start:end]
@@ -900,7 +927,8 @@ def _dense_row(payload: bytes, tensor: _Tensor) -> np.ndarray:
     if keys.size != values.size:
         raise _MalformedError(f"{keys.size} keys for {values.size} values", position)
     if keys.size and int(keys.max()) >= width:
-        raise _MalformedError(f"key {int(keys.max())} is out of range for shape [{width}]", position)
+        message = f"key {int(keys.max())} is out of range for shape [{width}]"
+        raise _MalformedError(message, position)
     row = np.zeros(width, dtype=values.dtype)
     row[keys.astype(np.intp)] = values
     return row
@@ -910,5 +938,6 @@ def _single_label(payload: bytes, tensor: _Tensor) -> np.ndarray:
     label = _dense_row(payload, tensor)
     if label.size != 1:
         position = tensor.values[0][1] if tensor.values else 0
-        raise _MalformedError(f'label["values"] holds {label.size} values, expected 1', position)
+        message = f'label["values"] contains {label.size} values, expected 1'
+        raise _MalformedError(message, position)
     return label
