@@ -48,7 +48,9 @@ SEED = 0
 VARIANTS = ("ours", "sdk", "copy", "copy_bytes")
 
 
-def make_data(rows: int = ROWS, columns: int = COLUMNS, seed: int = SEED) -> tuple[np.ndarray, np.ndarray]:
+def make_data(
+    rows: int = ROWS, columns: int = COLUMNS, seed: int = SEED
+) -> tuple[np.ndarray, np.ndarray]:
     """Return seeded float32 features in [0, 1) and float32 0/1 labels."""
     rng = np.random.default_rng(seed)
     features = rng.random((rows, columns), dtype=np.float32)
@@ -93,7 +95,8 @@ def peak_rss_mib() -> float:
     except OSError:
         pass
     max_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return max_rss / 1024 / (1024 if sys.platform == "darwin" else 1)  # bytes on macOS, KiB elsewhere
+    kib = max_rss / 1024 if sys.platform == "darwin" else max_rss  # bytes on macOS, KiB elsewhere
+    return kib / 1024
 
 
 def time_runs(function: Callable[[], object], runs: int) -> list[float]:
@@ -224,7 +227,9 @@ def format_table(results: dict[str, object]) -> str:
 def _parse_arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=ROWS, help="rows to encode (default 50000)")
-    parser.add_argument("--columns", type=int, default=COLUMNS, help="features per row (default 784)")
+    parser.add_argument(
+        "--columns", type=int, default=COLUMNS, help="features per row (default 784)"
+    )
     parser.add_argument("--sdk-runs", type=int, default=3, help="timed SDK runs; 0 skips the SDK")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     parser.add_argument("--rss", choices=VARIANTS, help=argparse.SUPPRESS)

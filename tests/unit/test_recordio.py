@@ -15,7 +15,9 @@ from hypothesis.extra import numpy as hnp
 os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
 
 from sagemaker.amazon.common import write_numpy_to_dense_tensor as sdk_write  # noqa: E402
-from sagemaker.amazon.common import write_spmatrix_to_sparse_tensor as sdk_write_sparse  # noqa: E402
+from sagemaker.amazon.common import (  # noqa: E402
+    write_spmatrix_to_sparse_tensor as sdk_write_sparse,
+)
 
 from learner_pipeline import recordio  # noqa: E402
 from learner_pipeline.recordio import (  # noqa: E402
@@ -421,7 +423,8 @@ def test_read_multipart_record() -> None:
 
 
 def three_records() -> bytes:
-    return encode_dense_tensor(np.arange(15, dtype=np.float32).reshape(3, 5), np.ones(3, np.float32))
+    array = np.arange(15, dtype=np.float32).reshape(3, 5)
+    return encode_dense_tensor(array, np.ones(3, np.float32))
 
 
 def record_offsets(data: bytes) -> list[int]:
@@ -441,7 +444,8 @@ def payload_record(payload: bytes) -> bytes:
 def test_reject_wrong_magic_first_record() -> None:
     data = b"\x00\x00\x00\x00" + three_records()[4:]
 
-    with pytest.raises(RecordIOError, match=r"invalid magic number 0x00000000 in record 0 \(byte offset 0\)"):
+    expected = r"invalid magic number 0x00000000 in record 0 \(byte offset 0\)"
+    with pytest.raises(RecordIOError, match=expected):
         read_dense_tensor(data)
 
 
@@ -450,7 +454,8 @@ def test_reject_wrong_magic_later_record() -> None:
     offset = record_offsets(bytes(data))[2]
     data[offset] ^= 0xFF
 
-    with pytest.raises(RecordIOError, match=rf"invalid magic number .* record 2 \(byte offset {offset}\)"):
+    expected = rf"invalid magic number .* record 2 \(byte offset {offset}\)"
+    with pytest.raises(RecordIOError, match=expected):
         read_dense_tensor(bytes(data))
 
 
@@ -515,14 +520,16 @@ def test_reject_unfinished_multipart() -> None:
 
 
 def test_reject_different_widths() -> None:
-    data = encode_dense_tensor(np.ones((2, 3), np.float32)) + encode_dense_tensor(np.ones((1, 4), np.float32))
+    data = encode_dense_tensor(np.ones((2, 3), np.float32))
+    data += encode_dense_tensor(np.ones((1, 4), np.float32))
 
     with pytest.raises(RecordIOError, match=r"record 2 .* has 4 features but record 0 has 3"):
         read_dense_tensor(data)
 
 
 def test_reject_different_types() -> None:
-    data = encode_dense_tensor(np.ones((1, 3), np.float32)) + encode_dense_tensor(np.ones((1, 3), np.float64))
+    data = encode_dense_tensor(np.ones((1, 3), np.float32))
+    data += encode_dense_tensor(np.ones((1, 3), np.float64))
 
     with pytest.raises(RecordIOError, match="record 1 .* has Float64 features but record 0"):
         read_dense_tensor(data)
@@ -538,7 +545,8 @@ def test_reject_labels_on_some_records() -> None:
 
 def test_reject_label_with_two_values() -> None:
     label_entry = b"\x0a\x06values\x12\x0c\x12\x0a\x0a\x08" + bytes(8)
-    payload = encode_dense_tensor(np.ones((1, 2), np.float32))[8:] + b"\x12" + bytes([len(label_entry)]) + label_entry
+    features = encode_dense_tensor(np.ones((1, 2), np.float32))[8:]
+    payload = features + b"\x12" + bytes([len(label_entry)]) + label_entry
 
     with pytest.raises(RecordIOError, match=r'label\["values"\] contains 2 values'):
         read_dense_tensor(payload_record(payload))
