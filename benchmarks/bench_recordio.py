@@ -8,9 +8,10 @@ seeded uniform [0, 1) generator, plus float32 labels. Each variant writes into a
 - ``copy``: ``np.frombuffer(output, np.uint8).copy()`` of our output, a lower bound for any writer
 - ``copy_bytes``: ``bytes(memoryview(output))``, one copy into a new bytes object
 
-The two copies differ because numpy asks the kernel for transparent huge pages on large
-allocations, so its copy takes far fewer page faults than a copy into bytes, which uses
-malloc. Every writer that returns bytes pays for those page faults.
+The two copies differ because numpy marks large allocations for transparent huge pages
+(``madvise``, see ``numpy._core.multiarray._get_madvise_hugepage``), so its copy takes far
+fewer page faults than a copy into bytes, which uses plain malloc. Every writer that returns
+bytes pays for those page faults.
 
 ``main()`` first runs each variant once in a fresh subprocess to read its peak resident set
 size, then times each variant several times in this process, and returns the results as a dict.
@@ -85,7 +86,7 @@ def peak_rss_mib() -> float:
     """Return this process's peak resident set size in MiB.
 
     Linux keeps ru_maxrss across fork and exec, so a child started by a large parent reports
-    the parent's peak; VmHWM in /proc/self/status belongs to the new process image only.
+    the parent's peak. VmHWM in /proc/self/status covers the new process image only.
     """
     try:
         with open("/proc/self/status", encoding="ascii") as status:
@@ -100,7 +101,7 @@ def peak_rss_mib() -> float:
 
 
 def time_runs(function: Callable[[], object], runs: int) -> list[float]:
-    """Return the wall-clock seconds of each run; results are dropped before the next run."""
+    """Return the wall-clock seconds of each run. Each result is freed before the next run."""
     seconds = []
     for _ in range(runs):
         start = time.perf_counter()
@@ -230,7 +231,7 @@ def _parse_arguments() -> argparse.Namespace:
     parser.add_argument(
         "--columns", type=int, default=COLUMNS, help="features per row (default 784)"
     )
-    parser.add_argument("--sdk-runs", type=int, default=3, help="timed SDK runs; 0 skips the SDK")
+    parser.add_argument("--sdk-runs", type=int, default=3, help="timed SDK runs (0 skips the SDK)")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     parser.add_argument("--rss", choices=VARIANTS, help=argparse.SUPPRESS)
     return parser.parse_args()

@@ -240,7 +240,7 @@ def test_encode_dtype_message_like_sdk() -> None:
 
 
 def test_encode_labels_per_column_rejected() -> None:
-    # SDK v2 accepts a label count equal to the column count; this writer requires the row count.
+    # SDK v2 accepts a label count equal to the column count. This writer requires the row count.
     array = np.zeros((3, 5), dtype=np.float32)
 
     with pytest.raises(ValueError, match="one label per row"):
