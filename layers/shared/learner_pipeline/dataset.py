@@ -21,7 +21,6 @@ import math
 import pickle
 import time
 import zlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -621,7 +620,7 @@ def _convert_images(name: str, images: np.ndarray, notes: list[str]) -> np.ndarr
             notes.append(f"{images.dtype} features were cast to float32")
         # Casting float64 values beyond float32's range yields inf, which the check below catches.
         with np.errstate(over="ignore"):
-            converted = images.astype(np.float32)
+            converted = images.astype(np.float32, copy=False)
 
     _check_finite(name, images, converted)
     return np.ascontiguousarray(converted)
@@ -658,7 +657,7 @@ def _convert_labels(name: str, labels: np.ndarray, notes: list[str]) -> np.ndarr
         _raise_first(name, labels, labels > int64_max, "larger than the int64 maximum")
 
     _raise_first(name, labels, labels < 0, "negative")
-    return np.ascontiguousarray(labels.astype(np.int64))
+    return np.ascontiguousarray(labels.astype(np.int64, copy=False))
 
 
 def _raise_first(name: str, labels: np.ndarray, invalid: np.ndarray, reason: str) -> None:
