@@ -18,7 +18,7 @@ It is a stand-in: its numbers are not the AWS container's. The known differences
 - `l1` is a proximal step (soft-thresholding by `learning_rate * l1` after each Adam step),
   which ignores Adam's per-coordinate step scaling;
 - only `optimizer` adam and `loss` logistic are supported;
-- `model.tar.gz` holds this module's own format, which the AWS container cannot load, and
+- `model.tar.gz` contains this module's own format. The AWS container cannot load it, and
   `from_tar_gz` cannot load the container's.
 """
 
@@ -54,8 +54,8 @@ MODEL_METADATA_MEMBER = "model.json"
 MODEL_WEIGHTS_MEMBER = "weights.npy"
 
 _ADAM_EPSILON = 1e-8
-# Features whose standard deviation on the scaler sample is below this are only centred:
-# dividing by a near-zero deviation would blow up pixels that are almost always blank.
+# Features whose standard deviation on the scaler sample is below this are only centred,
+# because dividing by a zero deviation is undefined (pixels that are blank in every row).
 _MIN_FEATURE_STD = 1e-6
 
 
@@ -182,7 +182,7 @@ def _parse_positive_weight(text: str) -> float | str:
     name = "positive_example_weight_mult"
     if text.strip().lower() == "balanced":
         return "balanced"
-    # NOTE: the container searches for the best weight on `auto`; the sandbox balances classes.
+    # NOTE: on `auto` the container searches for the best weight, but the sandbox balances classes.
     if _is_auto(text):
         return "balanced"
     return _parse_real(name, text, above=0.0)
@@ -564,7 +564,8 @@ def _calibrate_threshold(logits: np.ndarray, labels: np.ndarray, hp: Hyperparame
     """Choose the logit threshold that best meets the model selection criterion.
 
     The candidates are the cuts between consecutive distinct logits, so rows with equal
-    logits always get the same label; the threshold sits halfway between the two logits.
+    logits always get the same label. The returned threshold is halfway between the two logits
+    around the chosen cut.
     """
     criterion = hp.binary_classifier_model_selection_criteria
     if criterion == "loss_function":
@@ -612,7 +613,7 @@ def _best_candidate(confusion: _Confusion, hp: Hyperparameters) -> int:
 
     meets_target = constrained >= target
     # NOTE: when no threshold reaches the target, the sandbox keeps the threshold that comes
-    # closest to it; the container's behaviour in that case is not documented.
+    # closest to it. The container's behaviour in that case is not documented.
     if not meets_target.any():
         return int(np.argmax(constrained))
     return int(np.argmax(np.where(meets_target, maximized, -1.0)))
@@ -644,7 +645,7 @@ def _classification_metrics(
 class TrainingResult:
     """Outcome of one training job.
 
-    `metrics` holds `train:objective_loss` and, when a validation set is given, the
+    `metrics` contains `train:objective_loss` and, when a validation set is given, the
     `validation:` metrics of the returned model at its calibrated threshold.
     """
 
