@@ -23,7 +23,7 @@ from tests.corpus.make_bad_files import (
 
 LIMITS = LoadLimits(CORPUS_MAX_COMPRESSED_BYTES, CORPUS_MAX_DECOMPRESSED_BYTES, deadline=None)
 
-# Every code a file alone can cause; DATASET_TIMEOUT depends on the deadline instead.
+# Every code a file alone can cause. DATASET_TIMEOUT depends on the deadline, not on the file.
 FILE_CODES = {
     "DATASET_NOT_GZIP",
     "DATASET_CORRUPT",
