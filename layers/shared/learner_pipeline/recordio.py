@@ -346,22 +346,42 @@ _LENGTH_VARINT_WIDTH = 5  # bytes of the longest varint of a uint32 length
 _ENTRY_OVERHEAD = 3 + 4 * _LENGTH_VARINT_WIDTH + len(_VALUES_KEY)
 
 
+# Smallest value of each varint size from 2 to 10 bytes.
+_VARINT_SIZE_THRESHOLDS = np.array([1 << (7 * size) for size in range(1, 10)], dtype=np.uint64)
+
+
+def _as_unsigned(values: np.ndarray) -> np.ndarray:
+    """Return int64 values as uint64, sign-extended as protobuf writes negative int32 values."""
+    return np.asarray(values).astype(np.int64).view(np.uint64)
+
+
 def _varint_sizes(values: np.ndarray) -> np.ndarray:
-    """Return the varint size in bytes of each value (int64 sign-extended, as protobuf does)."""
-    unsigned = values.astype(np.int64).view(np.uint64)
-    shifts = np.arange(7, 64, 7, dtype=np.uint64)
-    return 1 + np.count_nonzero((unsigned[..., None] >> shifts) != 0, axis=-1)
+    """Return the varint size in bytes of each value."""
+    unsigned = _as_unsigned(values)
+    sizes = np.ones(unsigned.shape, dtype=np.int64)
+    if unsigned.size == 0:
+        return sizes
+    # One comparison per size that occurs, so arrays of small values take one or two passes.
+    largest = unsigned.max()
+    for threshold in _VARINT_SIZE_THRESHOLDS[_VARINT_SIZE_THRESHOLDS <= largest]:
+        sizes += unsigned >= threshold
+    return sizes
 
 
-def _varint_columns(values: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """Encode values as varints into ``width`` byte columns and return (bytes, valid mask)."""
-    unsigned = values.astype(np.int64).view(np.uint64)
-    sizes = _varint_sizes(values)
-    positions = np.arange(width)
-    groups = (unsigned[..., None] >> (7 * positions).astype(np.uint64)) & np.uint64(0x7F)
-    continued = positions < (sizes[..., None] - 1)
-    encoded = (groups | (continued.astype(np.uint64) << np.uint64(7))).astype(np.uint8)
-    return encoded, positions < sizes[..., None]
+def _varint_columns(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Encode values as varints in byte columns and return (bytes, mask of used bytes, sizes).
+
+    There are as many columns as the longest varint has bytes, so small values stay narrow.
+    """
+    unsigned = _as_unsigned(values)
+    sizes = _varint_sizes(unsigned.view(np.int64))
+    width = int(sizes.max(initial=1))
+    encoded = np.empty((*unsigned.shape, width), dtype=np.uint8)
+    for position in range(width):
+        group = (unsigned >> np.uint64(7 * position)).astype(np.uint8) & np.uint8(0x7F)
+        continued = (sizes > position + 1).view(np.uint8) << np.uint8(7)
+        encoded[..., position] = group | continued
+    return encoded, np.arange(width) < sizes[..., None], sizes
 
 
 class _TokenRows:
@@ -386,10 +406,8 @@ class _TokenRows:
         mask = None if present is None else np.repeat(present[:, None], constant.size, axis=1)
         self.add(columns, mask)
 
-    def add_varints(
-        self, values: np.ndarray, width: int, present: np.ndarray | None = None
-    ) -> None:
-        encoded, mask = _varint_columns(values, width)
+    def add_varints(self, values: np.ndarray, present: np.ndarray | None = None) -> None:
+        encoded, mask, _ = _varint_columns(values)
         if present is not None:
             mask &= present[:, None]
         self.add(encoded, mask)
@@ -412,8 +430,8 @@ def _values_bytes(
     """Return (byte columns, mask of used bytes, byte length per row) of each row's values."""
     n_rows = values.shape[0]
     if tensor_type.itemsize is None:
-        encoded, mask = _varint_columns(values, _VARINT_WIDTH)
-        lengths = mask.sum(axis=(1, 2))
+        encoded, mask, sizes = _varint_columns(values)
+        lengths = sizes.sum(axis=1)
         return encoded.reshape(n_rows, -1), mask.reshape(n_rows, -1), lengths
 
     raw = _quiet_nans(np.ascontiguousarray(values, dtype=tensor_type.dtype), tensor_type)
@@ -433,13 +451,13 @@ def _add_tensor_entry(
     entry_length = len(_VALUES_KEY) + 1 + _varint_sizes(value_length) + value_length
 
     tokens.add_constant(bytes([map_field << 3 | 2]))
-    tokens.add_varints(entry_length, _LENGTH_VARINT_WIDTH)
+    tokens.add_varints(entry_length)
     tokens.add_constant(_VALUES_KEY + b"\x12")
-    tokens.add_varints(value_length, _LENGTH_VARINT_WIDTH)
+    tokens.add_varints(value_length)
     tokens.add_constant(bytes([tensor_type.value_field << 3 | 2]))
-    tokens.add_varints(tensor_length, _LENGTH_VARINT_WIDTH)
+    tokens.add_varints(tensor_length)
     tokens.add_constant(b"\x0a", present=has_values)
-    tokens.add_varints(data_length, _LENGTH_VARINT_WIDTH, present=has_values)
+    tokens.add_varints(data_length, present=has_values)
     tokens.add(data, data_mask)
 
     return 1 + _varint_sizes(entry_length) + entry_length
@@ -463,7 +481,8 @@ def _encode_varying_length(
             f"rows of {n_columns} values may encode to more than the RecordIO maximum of "
             f"{_MAX_PAYLOAD_LENGTH} bytes. Split the columns or use float32."
         )
-    rows_per_chunk = max(1, _CHUNK_BYTES // max_row_bytes)
+    # The int64 copies of a chunk's values, 8 bytes each, are the largest working arrays.
+    rows_per_chunk = max(1, _CHUNK_BYTES // (8 * max(n_columns, 1)))
 
     for start in range(0, n_rows, rows_per_chunk):
         stop = min(start + rows_per_chunk, n_rows)
