@@ -29,10 +29,11 @@ import json
 import math
 import tarfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 SUPPORTED_PREDICTOR_TYPE = "binary_classifier"
 SELECTION_CRITERIA = (
@@ -812,15 +813,17 @@ def _fit_epochs(
             batch = order[start : start + hp.mini_batch_size]
             batch_x = training.features[batch]
 
-            # Normalization is folded into the weights, so batches stay raw float32 rows.
+            # Normalization is folded into the weights, so batches stay raw float32 rows and
+            # the products run in float32. The parameters and Adam state stay float64.
             raw_weights, raw_bias = scaler.fold(weights, bias)
-            logits = batch_x @ raw_weights + raw_bias
+            logits = batch_x @ raw_weights.astype(np.float32) + raw_bias
             residual = (
                 training.sample_weights[batch] * (_sigmoid(logits) - training.labels[batch])
             ) / batch.size
 
             residual_sum = residual.sum()
-            weight_gradient = (batch_x.T @ residual - scaler.mean * residual_sum) * inverse_scale
+            features_times_residual = residual.astype(np.float32) @ batch_x
+            weight_gradient = (features_times_residual - scaler.mean * residual_sum) * inverse_scale
             weight_gradient += hp.wd * weights
 
             step_number += 1
@@ -836,7 +839,7 @@ def _fit_epochs(
 
         raw_weights, raw_bias = scaler.fold(weights, bias)
         loss = _logistic_loss(
-            monitored.features @ raw_weights + raw_bias,
+            monitored.features @ raw_weights.astype(np.float32) + raw_bias,
             monitored.labels,
             monitored.sample_weights,
         )
@@ -910,15 +913,29 @@ def train(
         monitor_features, monitor_labels, _sample_weights(monitor_labels, positive_weight)
     )
 
+    # One BLAS thread: every product here is a matrix-vector product, and on a busy 2-core VM
+    # OpenBLAS threads competing for the cores made them 30 to 100 times slower.
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _train_checked(training, monitored, has_validation, hp, rng)
+
+
+def _train_checked(
+    training: _Split,
+    monitored: _Split,
+    has_validation: bool,
+    hp: Hyperparameters,
+    rng: np.random.Generator,
+) -> TrainingResult:
     scaler = _fit_scaler(training.features, hp, rng)
     fit = _fit_epochs(training, monitored, scaler, hp, rng)
     raw_weights, raw_bias = scaler.fold(fit.weights, fit.bias)
 
-    monitored_logits = monitored.features @ raw_weights + raw_bias
+    model = LinearModel(weights=raw_weights, bias=raw_bias, threshold_logit=0.0)
+    monitored_logits = model.logits(monitored.features)
     threshold = _calibrate_threshold(
         *_calibration_sample(monitored_logits, monitored.labels, hp, rng), hp
     )
-    model = LinearModel(weights=raw_weights, bias=raw_bias, threshold_logit=threshold)
+    model = replace(model, threshold_logit=threshold)
 
     metrics = {
         "train:objective_loss": _logistic_loss(
