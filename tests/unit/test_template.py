@@ -95,20 +95,42 @@ def test_sam_validate_lint():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.slow
-def test_sam_build_produces_functions_and_layers(tmp_path):
-    build_dir = tmp_path / "build"
+@pytest.fixture(scope="module")
+def build_dir(tmp_path_factory):
+    """Run `sam build` once for the tests below; it downloads the layers' packages from PyPI."""
+    root = tmp_path_factory.mktemp("sam")
     # sam build looks for python3.13 on PATH; the virtual environment running the tests provides it.
     environment = {**os.environ, "SAM_CLI_TELEMETRY": "0",
                    "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    result = subprocess.run([*sam_command(), "build", "--template-file", str(TEMPLATE), "--build-dir", str(build_dir),
-                             "--cache-dir", str(tmp_path / "cache")],
+    result = subprocess.run([*sam_command(), "build", "--template-file", str(TEMPLATE), "--build-dir",
+                             str(root / "build"), "--cache-dir", str(root / "cache")],
                             capture_output=True, text=True, check=False, cwd=ROOT, env=environment, timeout=900)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    return root / "build"
+
+
+def _tree_bytes(path: Path) -> int:
+    return sum(item.stat().st_size for item in path.rglob("*") if item.is_file())
+
+
+@pytest.mark.slow
+def test_sam_build_functions_and_layers(build_dir):
     for function in FUNCTIONS:
         assert (build_dir / function / "app.py").exists(), function
     assert (build_dir / "SharedLayer" / "python" / "learner_pipeline" / "workflow.py").exists()
     assert (build_dir / "SharedLayer" / "python" / "numpy").is_dir()
     assert (build_dir / "PlottingLayer" / "python" / "matplotlib").is_dir()
-    # The SDK never goes into a Lambda package.
+
+
+@pytest.mark.slow
+def test_sdk_not_in_any_package(build_dir):
     assert not list(build_dir.glob("**/sagemaker/__init__.py"))
+
+
+@pytest.mark.slow
+def test_evaluate_package_fits_lambda_limit(build_dir):
+    # Lambda's limit: a function and all its layers at most 250 MB unzipped. The plotting layer
+    # reuses the shared layer's numpy instead of shipping its own.
+    total = sum(_tree_bytes(build_dir / name) for name in ("EvaluateFunction", "SharedLayer", "PlottingLayer"))
+    assert total < 250 * 1000 * 1000, f"{total / 1e6:.1f} MB"
+    assert not (build_dir / "PlottingLayer" / "python" / "numpy").exists()
