@@ -3,8 +3,8 @@
 import json
 import os
 import sys
-from datetime import datetime
 import textwrap
+from datetime import datetime
 from pathlib import Path
 
 import boto3
@@ -16,6 +16,7 @@ from sandbox import events
 from sandbox.handlers import StackFunctions, load_handler
 from sandbox.intrinsics import TemplateError
 from sandbox.patterns import matches
+from sandbox.runner import Sandbox
 from sandbox.stack import Stack
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -530,3 +531,67 @@ def test_handlers_isolated_by_module(tmp_path):
     assert first({}) == 1
     assert second({}) == 2
     assert "helper" not in sys.modules
+
+
+# Delivery through the sandbox
+
+
+FAILING_APP = '''
+def lambda_handler(event, context):
+    raise RuntimeError("cannot process " + event["detail"]["object"]["key"])
+'''
+
+
+def test_failing_handler_retried_then_dead_lettered(small_template):
+    # Given the Worker function raising on every event (MaximumRetryAttempts 1, SQS on failure)
+    (small_template.parent / "worker" / "app.py").write_text(FAILING_APP)
+
+    with Sandbox(small_template) as sandbox:
+        uploads = sandbox.stack.physical("Uploads").name
+        queue = sandbox.stack.physical("Failures").ref
+
+        # When an object lands under the rule's prefix and the sandbox runs until idle
+        boto3.client("s3", region_name=REGION).put_object(Bucket=uploads, Key="incoming/a.bin", Body=b"x")
+        boto3.client("s3", region_name=REGION).put_object(Bucket=uploads, Key="elsewhere/b.bin", Body=b"x")
+        sandbox.run_until_idle()
+        messages = boto3.client("sqs", region_name=REGION).receive_message(QueueUrl=queue, MaxNumberOfMessages=10)
+
+    # Then the event was tried twice and its invocation record reached the destination queue
+    assert sandbox.stats.events_delivered["Worker"] == 1
+    assert sandbox.stats.invocations["Worker"] == 2
+    assert sandbox.stats.dead_lettered["Worker"] == 1
+    assert sandbox.stats.unmatched_events == 1
+    assert len(messages["Messages"]) == 1
+    record = json.loads(messages["Messages"][0]["Body"])
+    assert record["requestContext"]["condition"] == "RetriesExhausted"
+    assert record["requestContext"]["approximateInvokeCount"] == 2
+    assert record["requestPayload"]["detail"]["object"]["key"] == "incoming/a.bin"
+    assert record["responsePayload"]["errorType"] == "RuntimeError"
+
+
+def test_deliver_twice_invokes_twice(small_template):
+    with Sandbox(small_template, deliver_twice=True) as sandbox:
+        uploads = sandbox.stack.physical("Uploads").name
+        boto3.client("s3", region_name=REGION).put_object(Bucket=uploads, Key="incoming/a.bin", Body=b"x")
+        sandbox.run_until_idle()
+
+    assert sandbox.stats.events_delivered["Worker"] == 2
+    assert sandbox.stats.failed_invocations["Worker"] == 0
+
+
+def test_s3_event_carries_version(small_template):
+    # Given a versioned, EventBridge-enabled bucket
+    with Sandbox(small_template) as sandbox:
+        uploads = sandbox.stack.physical("Uploads").name
+
+        # When an object is written through boto3
+        written = boto3.client("s3", region_name=REGION).put_object(Bucket=uploads, Key="incoming/a b.bin", Body=b"xyz")
+        event = sandbox.bus.get()
+
+    # Then the bus holds the Object Created event S3 sends, with the key not URL-encoded
+    assert event["detail-type"] == "Object Created"
+    assert event["detail"]["object"]["key"] == "incoming/a b.bin"
+    assert event["detail"]["object"]["size"] == 3
+    assert event["detail"]["object"]["version-id"] == written["VersionId"]
+    assert event["detail"]["object"]["etag"] == written["ETag"].strip('"')
+    assert event["detail"]["reason"] == "PutObject"
