@@ -63,7 +63,7 @@ def evaluate_predictions(*, run: dict[str, Any], manifest: dict[str, Any], featu
     summary.update(cost)
 
     try:
-        html = render_run_report(run, manifest, features, actual, predicted, scores, metrics, matrix, rows)
+        html = render_run_report(run, manifest, features, actual, predicted, scores, metrics, matrix, rows, cost)
     except Exception as exc:  # noqa: BLE001 - the metrics above must survive a failing picture
         logger.exception("report rendering failed; metrics are still written", extra={"error": str(exc)})
         summary["report_error"] = str(exc)
@@ -74,14 +74,16 @@ def evaluate_predictions(*, run: dict[str, Any], manifest: dict[str, Any], featu
 
 def render_run_report(run: dict[str, Any], manifest: dict[str, Any], features: np.ndarray, actual: np.ndarray,
                       predicted: np.ndarray, scores: np.ndarray, metrics: dict[str, Any], matrix: dict[str, Any],
-                      trials: list[dict[str, Any]]) -> str:
-    from learner_pipeline.report import ReportContext, render_report
+                      trials: list[dict[str, Any]], cost: dict[str, Any]) -> str:
+    # Imported here so that only rendering needs matplotlib, which the plotting layer provides.
+    from learner_pipeline.report import ReportContext, render_report, select_misclassified
 
-    wrong = np.flatnonzero(actual != predicted)[:MAX_GALLERY_IMAGES]
+    wrong = select_misclassified(actual, predicted, scores, limit=MAX_GALLERY_IMAGES)
     image_shape = manifest.get("image_shape")
+    source = manifest["source"]
     context = ReportContext(
         run_id=run["run_id"],
-        source=manifest["source"],
+        source=f"s3://{source['bucket']}/{source['key']}",
         positive_label=manifest["positive_label"],
         created_at=run.get("created_at"),
         best_training_job=run.get("best_training_job"),
@@ -96,5 +98,8 @@ def render_run_report(run: dict[str, Any], manifest: dict[str, Any], features: n
         misclassified_indices=wrong,
         misclassified_scores=scores[wrong],
         image_shape=tuple(image_shape) if image_shape else None,
+        tuning_job_name=run.get("tuning_job_name"),
+        endpoint_name=run.get("endpoint_name"),
+        endpoint_usage=cost,
     )
     return render_report(context)
