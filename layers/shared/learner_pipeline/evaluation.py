@@ -41,8 +41,7 @@ def evaluate_predictions(*, run: dict[str, Any], manifest: dict[str, Any], featu
     scores = np.asarray(predictions.scores, dtype=np.float64)
     metrics = binary_metrics(actual, predicted, scores)
     matrix = confusion_matrix(actual, predicted)
-    cost = {"invoke_calls": predictions.calls, "bytes_sent": predictions.bytes_sent,
-            "retries": predictions.retries, "predict_seconds": round(predictions.seconds, 3)}
+    cost = predictions.cost()
     rows = trial_rows(trials)
     metrics_document = {
         "run_id": run["run_id"],
@@ -60,7 +59,7 @@ def evaluate_predictions(*, run: dict[str, Any], manifest: dict[str, Any], featu
         "confusion_matrix.csv": (confusion_matrix_csv(matrix).encode("utf-8"), "text/csv"),
     }
     summary = {key: metrics[key] for key in ("accuracy", "precision", "recall", "f1") if key in metrics}
-    summary.update(cost)
+    summary.update({f"invoke_{key}": value for key, value in cost.items()})
 
     try:
         html = render_run_report(run, manifest, features, actual, predicted, scores, metrics, matrix, rows, cost)
