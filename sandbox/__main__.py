@@ -3,8 +3,8 @@
 import sys
 from pathlib import Path
 
-# The engine reads RecordIO with the shared layer's package, as the functions do; outside
-# pytest (whose configuration adds it) the layer directory is not on sys.path yet.
+# The engine reads RecordIO with the shared layer's package, as the functions do. pytest adds
+# the layer directory to sys.path through its configuration, but python -m sandbox does not.
 _SHARED_LAYER = Path(__file__).resolve().parent.parent / "layers" / "shared"
 if str(_SHARED_LAYER) not in sys.path:
     sys.path.insert(0, str(_SHARED_LAYER))

@@ -1,10 +1,9 @@
 """The sandbox's default event bus: a queue of events waiting for delivery.
 
-S3 events enter it from moto itself: while ``capture_s3_events`` is active, every object moto
-creates in a bucket with EventBridge notifications enabled (PutObject, POST, CopyObject,
-CompleteMultipartUpload, whichever client or thread made the call) adds an "Object Created"
-event, so the handler code stays unchanged. The SageMaker engine adds its state change events
-through ``put``.
+S3 events enter it from moto itself. While ``capture_s3_events`` is active, every object moto
+creates in a bucket with EventBridge notifications enabled adds an "Object Created" event. This
+covers PutObject, POST, CopyObject and CompleteMultipartUpload from any client or thread, so the
+handler code stays unchanged. The SageMaker engine adds its state change events through ``put``.
 """
 
 from __future__ import annotations

@@ -131,7 +131,7 @@ def _parameters(arguments: argparse.Namespace) -> dict[str, str]:
 
 
 class _function_log:
-    """Where the functions' stdout goes: a log file, or the console with --show-function-logs."""
+    """Destination of the functions' stdout: a log file, or the console with --show-function-logs."""
 
     def __init__(self, show: bool, path: Path, out: TextIO) -> None:
         self._show = show

@@ -180,7 +180,7 @@ class SageMakerEngine:
             )
         )
         self._patches.enter_context(mock.patch.object(SageMakerRuntimeResponse, "invoke_endpoint", invoke_endpoint))
-        # moto decodes request bodies as UTF-8 unless told to keep them raw; RecordIO is binary.
+        # moto decodes request bodies as UTF-8 unless use_raw_body is set, and RecordIO is binary.
         self._patches.enter_context(mock.patch.object(SageMakerRuntimeResponse, "use_raw_body", True))
         return self
 
@@ -269,6 +269,7 @@ class SageMakerEngine:
             try:
                 run.channels = _read_channels(definition["InputDataConfig"], run.backend.region_name)
             except ChannelError as exc:
+                logger.warning("tuning job %s: training data cannot be read: %s", run.name, exc)
                 run.data_error = str(exc)
 
         wave = run.waves[run.next_wave]
@@ -312,11 +313,13 @@ class SageMakerEngine:
             tensor_board_output_config=None,
             experiment_config=None,
         )
+
         # moto fills in a placeholder metric definition and completed results: reset them.
         if metric_definitions is None:
             training_job.algorithm_specification.pop("MetricDefinitions", None)
         else:
             training_job.algorithm_specification["MetricDefinitions"] = metric_definitions
+
         now = utcnow()
         training_job.tuning_job_arn = job.arn
         training_job.training_job_status = "InProgress"
@@ -329,6 +332,7 @@ class SageMakerEngine:
         training_job.secondary_status_transitions = [
             {"Status": "Training", "StartTime": now, "StatusMessage": "Training image download completed. Training in progress."}
         ]
+
         self.stats.training_jobs_created += 1
         job.training_job_status_counters["InProgress"] += 1
         job.objective_status_counters["Pending"] += 1
@@ -351,6 +355,7 @@ class SageMakerEngine:
                 seed=trial.seed,
             )
         except ValueError as exc:
+            logger.warning("training job %s failed: %s", trial.name, exc)
             return f"ClientError: {exc}"
 
     def _finish_training_job(self, run: _TuningRun, job: Any, trial: Trial, training_job: Any, outcome: TrainingResult | str) -> None:
@@ -509,7 +514,8 @@ class SageMakerEngine:
             return
         try:
             model = self._load_endpoint_model(backend, endpoint)
-        except (ChannelError, ValueError, KeyError) as exc:
+        except (ValueError, KeyError) as exc:
+            logger.warning("endpoint %s failed: %s", name, exc)
             endpoint.endpoint_status = "Failed"
             endpoint.failure_reason = str(exc)
         else:

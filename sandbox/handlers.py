@@ -2,10 +2,11 @@
 
 Every function is ``functions/<name>/app.py``, so the handlers share a module name. The loader
 imports each one under a unique module name, with the function's environment variables set and
-its code and layer directories on ``sys.path``. Modules imported from the code directory (and,
-with ``isolate_layers``, from the layer directories) are private to the function: they are
-swapped into ``sys.modules`` only while the function imports or runs, so two functions never
-share module-level state such as cached boto3 clients or settings read at import time.
+its code and layer directories on ``sys.path``. Modules imported from the code directory are
+private to the function, and so are those from the layer directories with ``isolate_layers``.
+Private modules are in ``sys.modules`` only while the function imports or runs. Two functions
+therefore never share module-level state such as cached boto3 clients or settings read at
+import time.
 
 Not thread-safe: the environment, ``sys.path`` and ``sys.modules`` are process-wide.
 """
@@ -251,7 +252,7 @@ class StackFunctions(Mapping[str, LoadedFunction]):
 
     A pytest fixture can return ``StackFunctions(stack)`` inside ``mock_aws()`` and tests call
     ``functions["PrepareFunction"](event)``. Layers are shared with the test process by
-    default, so ``pytest.raises`` sees the same exception classes the handlers raise.
+    default, so ``pytest.raises`` matches the exception classes the handlers raise.
     """
 
     def __init__(self, stack: Any, *, isolate_layers: bool = False, output: TextIO | None = None) -> None:

@@ -33,7 +33,7 @@ _SUFFIX_LENGTH = 12
 
 @dataclass(frozen=True)
 class StackContext:
-    """Where the sandbox stack lives: its name, account and region."""
+    """Name, account and region of the sandbox stack."""
 
     stack_name: str
     region: str

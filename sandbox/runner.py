@@ -1,11 +1,11 @@
 """Run the whole stack on one machine: moto, the template's resources and rules, the real handlers.
 
 ``Sandbox`` starts moto, creates the stack from the template, loads each function in
-isolation and delivers events the way EventBridge and Lambda asynchronous invocation do: every
-event goes to the target of every matching rule; a handler that raises is invoked again up to
-the function's MaximumRetryAttempts (2 unless the template says otherwise), then the event goes
-to the function's on-failure destination or dead-letter queue. ``run_dataset`` drives one
-upload to its end and collects the results.
+isolation and delivers events the way EventBridge and Lambda asynchronous invocation do. Every
+event goes to the target of every matching rule. A handler that raises is invoked again up to
+the function's MaximumRetryAttempts (2 unless the template sets another value), and then the
+event goes to the function's on-failure destination or dead-letter queue. ``run_dataset``
+drives one upload to its end and collects the results.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ Progress = Callable[[str], None]
 
 @dataclass
 class DeliveryStats:
-    """What the sandbox delivered, per function logical id."""
+    """Delivery counts per function logical id, and the errors handlers raised."""
 
     events_delivered: Counter[str] = field(default_factory=Counter)
     invocations: Counter[str] = field(default_factory=Counter)

@@ -52,7 +52,7 @@ def validation_error(message: str) -> InvocationError:
 
 
 def model_error(*, endpoint_name: str, region: str, account_id: str, original_status: int, original_message: str) -> InvocationError:
-    """Build the ModelError SageMaker returns when the container answers with a 4xx or 5xx status."""
+    """Build the ModelError SageMaker returns when the container responds with a 4xx or 5xx status."""
     log_group = f"/aws/sagemaker/Endpoints/{endpoint_name}"
     kind = "client" if original_status < 500 else "server"
     message = (
@@ -73,7 +73,7 @@ def model_error(*, endpoint_name: str, region: str, account_id: str, original_st
 
 
 class ContainerError(ValueError):
-    """The model container rejected the request; ``status`` is the HTTP status it answers with."""
+    """The model container rejected the request with the HTTP status ``status``."""
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)

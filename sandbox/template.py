@@ -19,8 +19,8 @@ from sandbox.intrinsics import TemplateError
 SERVERLESS_TRANSFORM = "AWS::Serverless-2016-10-31"
 
 # The SAM translator accepts only S3 URIs for code, so local paths are swapped for this
-# placeholder bucket; the key is the SAM logical id, which maps the expanded resource back
-# to its local directory.
+# placeholder bucket. The object key is the SAM logical id, which maps the expanded resource
+# back to its local directory.
 _PLACEHOLDER_CODE_BUCKET = "sandbox-local-code"
 
 _LOCAL_URI_PROPERTIES = {

