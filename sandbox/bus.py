@@ -63,6 +63,10 @@ class EventBus:
             configuration = bucket.notification_configuration
             if reason is None or configuration is None or configuration.event_bridge is None:
                 return
+            # moto 5 completes a multipart upload through its put_object, which sends a Put
+            # notification before the CompleteMultipartUpload one. S3 sends only the latter.
+            if reason == "PutObject" and getattr(key, "multipart", None) is not None:
+                return
             self.put(
                 events.s3_object_created(
                     bucket=bucket.name,

@@ -595,3 +595,19 @@ def test_s3_event_carries_version(small_template):
     assert event["detail"]["object"]["version-id"] == written["VersionId"]
     assert event["detail"]["object"]["etag"] == written["ETag"].strip('"')
     assert event["detail"]["reason"] == "PutObject"
+
+
+def test_multipart_upload_one_event(small_template, tmp_path):
+    # Given a file large enough for boto3 to upload it in parts
+    large = tmp_path / "large.bin"
+    large.write_bytes(b"x" * (9 * 1024 * 1024))
+
+    with Sandbox(small_template) as sandbox:
+        uploads = sandbox.stack.physical("Uploads").name
+        boto3.client("s3", region_name=REGION).upload_file(str(large), uploads, "incoming/large.bin")
+        first, second = sandbox.bus.get(), sandbox.bus.get()
+
+    # Then S3 sends one Object Created event, for CompleteMultipartUpload
+    assert first["detail"]["reason"] == "CompleteMultipartUpload"
+    assert first["detail"]["object"]["size"] == 9 * 1024 * 1024
+    assert second is None
