@@ -573,7 +573,7 @@ def test_reject_truncated_varint() -> None:
 def test_reject_missing_features() -> None:
     labels_only = b"\x12\x12\x0a\x06values\x12\x08\x12\x06\x0a\x04" + bytes(4)
 
-    with pytest.raises(RecordIOError, match=r'no features\["values"\] entry'):
+    with pytest.raises(RecordIOError, match=r'missing features\["values"\] entry'):
         read_dense_tensor(payload_record(labels_only))
 
 
@@ -595,7 +595,7 @@ def test_reject_bytes_value() -> None:
 def test_reject_value_without_tensor() -> None:
     entry = b"\x0a\x06values\x12\x00"
 
-    with pytest.raises(RecordIOError, match="holds no tensor"):
+    with pytest.raises(RecordIOError, match="is missing its tensor"):
         read_dense_tensor(payload_record(b"\x0a" + bytes([len(entry)]) + entry))
 
 

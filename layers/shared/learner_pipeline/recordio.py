@@ -3,9 +3,10 @@
 Each row becomes one ``aialgs.data.Record`` protobuf message (``record.proto`` of the SageMaker
 built-in algorithms). Its ``features["values"]`` entry contains the row as a Float32, Float64
 or Int32 tensor, and its ``label["values"]`` entry, when labels are given, contains the label.
-Each message is framed as an MXNet RecordIO record: the magic number 0xced7230a, a little-endian
-uint32 whose low 29 bits are the payload length and whose high 3 bits are a continuation flag,
-the payload, then zero bytes up to a multiple of 4.
+Each message is framed as an MXNet RecordIO record. The frame starts with the magic number
+0xced7230a and a little-endian uint32 length word, whose low 29 bits are the payload length and
+whose high 3 bits are a continuation flag. The payload follows, padded with zero bytes to a
+multiple of 4.
 
 The writer reproduces ``sagemaker.amazon.common.write_numpy_to_dense_tensor`` of SDK v2 without
 the protobuf package and without a Python loop per row, and the reader parses both writers'
@@ -810,7 +811,7 @@ def _parse_record(payload: bytes) -> _Record:
             spans[field_number] = value_span  # a repeated map key keeps its last value
 
     if 1 not in spans:
-        raise _MalformedError('no features["values"] entry', 0)
+        raise _MalformedError('missing features["values"] entry', 0)
     features = _parse_value(payload, *spans[1], 'features["values"]')
     label = _parse_value(payload, *spans[2], 'label["values"]') if 2 in spans else None
     return _Record(features, label)
@@ -848,7 +849,7 @@ def _parse_value(payload: bytes, start: int, end: int, name: str) -> _Tensor:
         _parse_tensor(payload, value_start, value_end, tensor)
 
     if tensor is None:
-        raise _MalformedError(f"{name} holds no tensor", start)
+        raise _MalformedError(f"{name} is missing its tensor", start)
     return tensor
 
 
