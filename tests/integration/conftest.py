@@ -1,8 +1,10 @@
 """Handlers run in-process against moto, on resources created from template.yaml itself."""
 
 import importlib.util
+import os
 import sys
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,38 +29,78 @@ class FakeContext:
         return self.remaining_millis
 
 
-@pytest.fixture
-def stack(monkeypatch):
+class HandlerRunner:
+    """Runs a stack function's handler in-process with the environment the template gives it.
+
+    Each function's app.py is imported once under a unique module name (they all share the name
+    app), with its environment set, and removed from sys.modules at close().
+    """
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self._modules: dict[str, object] = {}
+
+    def __call__(self, logical_id: str, event: dict) -> dict:
+        spec = self.stack.functions[logical_id]
+        saved = {name: os.environ.get(name) for name in [*spec.environment, "AWS_LAMBDA_FUNCTION_NAME"]}
+        os.environ.update({**spec.environment, "AWS_LAMBDA_FUNCTION_NAME": spec.name})
+        try:
+            module = self._modules.get(logical_id) or self._load(logical_id, spec.code_dir / "app.py")
+            context = FakeContext(function_name=spec.name, memory_limit_in_mb=spec.memory_mb,
+                                  aws_request_id=str(uuid.uuid4()))
+            return module.lambda_handler(event, context)
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+
+    def _load(self, logical_id: str, path: Path) -> object:
+        module_name = f"handler_{logical_id}_{uuid.uuid4().hex}"
+        module_spec = importlib.util.spec_from_file_location(module_name, path)
+        module = importlib.util.module_from_spec(module_spec)
+        sys.modules[module_name] = module
+        module_spec.loader.exec_module(module)
+        self._modules[logical_id] = module
+        return module
+
+    def close(self) -> None:
+        for module in self._modules.values():
+            sys.modules.pop(module.__name__, None)
+        self._modules.clear()
+
+
+@contextmanager
+def mocked_stack(parameters: dict):
+    """Create the template's resources in a fresh moto mock, with clients cached inside it only."""
     with mock_aws():
         clients.client.cache_clear()
         clients.resource.cache_clear()
-        loaded = Stack.from_template(ROOT / "template.yaml")
+        loaded = Stack.from_template(ROOT / "template.yaml", parameters=parameters)
         loaded.create_resources()
-        yield loaded
-    clients.client.cache_clear()
-    clients.resource.cache_clear()
+        try:
+            yield loaded
+        finally:
+            clients.client.cache_clear()
+            clients.resource.cache_clear()
 
 
 @pytest.fixture
-def invoke(stack, monkeypatch):
-    """Return a function that runs one stack function's handler on an event, with its template environment."""
-    loaded_modules = []
+def stack_parameters() -> dict:
+    """Template parameter overrides; a test module redefines this fixture to change them."""
+    return {}
 
-    def run(logical_id: str, event: dict) -> dict:
-        spec = stack.functions[logical_id]
-        for name, value in spec.environment.items():
-            monkeypatch.setenv(name, value)
-        monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", spec.name)
-        module_name = f"handler_{logical_id}_{uuid.uuid4().hex}"
-        module_spec = importlib.util.spec_from_file_location(module_name, spec.code_dir / "app.py")
-        module = importlib.util.module_from_spec(module_spec)
-        sys.modules[module_name] = module
-        loaded_modules.append(module_name)
-        module_spec.loader.exec_module(module)
-        context = FakeContext(function_name=spec.name, memory_limit_in_mb=spec.memory_mb,
-                              aws_request_id=str(uuid.uuid4()))
-        return module.lambda_handler(event, context)
 
-    yield run
-    for name in loaded_modules:
-        sys.modules.pop(name, None)
+@pytest.fixture
+def stack(stack_parameters):
+    with mocked_stack(stack_parameters) as loaded:
+        yield loaded
+
+
+@pytest.fixture
+def invoke(stack):
+    """Return a function that runs one stack function's handler on an event."""
+    runner = HandlerRunner(stack)
+    yield runner
+    runner.close()
