@@ -55,3 +55,17 @@ def test_manifest_of_unknown_run_ignored(stack, invoke, event):
 
     assert result["outcome"] == "ignored"
     assert boto3.client("sagemaker").list_hyper_parameter_tuning_jobs()["HyperParameterTuningJobSummaries"] == []
+
+
+def test_corrupt_manifest_fails_run(stack, invoke, event):
+    # Given a prepared run whose manifest was overwritten with something that is not JSON
+    run_id = prepare(stack, invoke, event)
+    boto3.client("s3").put_object(Bucket=physical(stack, "ArtifactsBucket"), Key=f"runs/{run_id}/manifest.json",
+                                  Body=b"{not json")
+
+    result = invoke("StartTuningFunction", manifest_event(stack, event, run_id))
+
+    assert result["outcome"] == "failed"
+    item = boto3.resource("dynamodb").Table(physical(stack, "LedgerTable")).get_item(Key={"run_id": run_id})["Item"]
+    assert item["status"] == "FAILED"
+    assert item["error_code"] == "MANIFEST_INVALID"

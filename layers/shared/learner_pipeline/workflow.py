@@ -123,9 +123,15 @@ def start_tuning(bucket: str, key: str, settings: TuningSettings, tracker: RunTr
         logger.info("run is not waiting for tuning; event ignored", extra={"status": (run or {}).get("status")})
         return StepResult(run_id, "ignored", str((run or {}).get("status")))
 
-    manifest = storage.read_json(bucket, key)
-    request = build_tuning_request(manifest, settings)
     names = RunNames.for_run(settings.name_prefix, run_id)
+    try:
+        request = build_tuning_request(storage.read_json(bucket, key), settings)
+    except (InvalidRequestError, ValueError) as error:
+        failure = error if isinstance(error, PipelineError) else InvalidRequestError(
+            f"manifest s3://{bucket}/{key} is not valid JSON: {error}; upload the dataset again",
+            code="MANIFEST_INVALID")
+        tracker.fail(run_id, failure)
+        return StepResult(run_id, "failed", failure.code)
     try:
         created = sagemaker.create_once("create_hyper_parameter_tuning_job", request)
     except ClientError as exc:
@@ -172,9 +178,19 @@ def deploy_best_model(tuning_job_name: str, status: str, failure_reason: str | N
         "model_name": names.model, "endpoint_config_name": names.endpoint_config, "endpoint_name": names.endpoint,
     })
 
-    sagemaker.create_once("create_model", model_request(names, run_id, model_data_url, settings))
-    sagemaker.create_once("create_endpoint_config", endpoint_config_request(names, run_id, settings))
-    sagemaker.create_once("create_endpoint", endpoint_request(names, run_id))
+    try:
+        sagemaker.create_once("create_model", model_request(names, run_id, model_data_url, settings))
+        sagemaker.create_once("create_endpoint_config", endpoint_config_request(names, run_id, settings))
+        sagemaker.create_once("create_endpoint", endpoint_request(names, run_id))
+    except ClientError as exc:
+        # botocore already retried throttling and 5xx errors, so what reaches here is a quota or a
+        # validation error that another attempt would repeat.
+        error = PipelineError(f"SageMaker rejected the hosting of {names.endpoint}: {exc}; check the hosting "
+                              "instance type and its quota (parameter HostingInstanceType), then upload again",
+                              code="DEPLOY_REJECTED")
+        tracker.fail(run_id, error)
+        clean_up_hosting(names, sagemaker, keep_model=False)
+        return StepResult(run_id, "failed", error.code)
     logger.info("endpoint creation started", extra={"endpoint_name": names.endpoint, "best_training_job": best.name})
     return StepResult(run_id, "deploying", names.endpoint)
 
