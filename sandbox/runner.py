@@ -34,7 +34,7 @@ from sandbox.stack import FunctionSpec, Stack, TargetSpec
 
 logger = logging.getLogger(__name__)
 
-FINAL_STATUSES = ("SUCCEEDED", "FAILED")
+RUN_STAGES = ("PREPARING", "TUNING", "DEPLOYING", "EVALUATING", "SUCCEEDED", "FAILED")
 _FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -346,20 +346,28 @@ def run_dataset(
 
 
 class _StatusWatcher:
-    """Report each status change of each run in the ledger, with the elapsed time."""
+    """Report each stage every run in the ledger enters, with the elapsed time.
+
+    The ledger stamps ``<status>_at`` (``evaluating_at``, ...) when a run enters a status, so a
+    stage that begins and ends within one handler invocation is still reported.
+    """
 
     def __init__(self, sandbox: Sandbox, report: Progress, started: float) -> None:
         self._sandbox = sandbox
         self._report = report
         self._started = started
-        self._seen: dict[str, str] = {}
+        self._reported: set[tuple[str, str]] = set()
 
     def check(self) -> None:
         for item in self._sandbox.ledger_items():
-            run_id, status = str(item["run_id"]), str(item.get("status"))
-            if self._seen.get(run_id) != status:
-                self._seen[run_id] = status
-                self._report(f"{_elapsed(self._started)}  run {run_id} {status}")
+            run_id = str(item["run_id"])
+            stages = [status for status in RUN_STAGES if f"{status.lower()}_at" in item]
+            if str(item.get("status")) not in stages:
+                stages.append(str(item.get("status")))
+            for status in stages:
+                if (run_id, status) not in self._reported:
+                    self._reported.add((run_id, status))
+                    self._report(f"{_elapsed(self._started)}  run {run_id} {status}")
 
 
 def _target_payload(target: TargetSpec, event: dict[str, Any]) -> Any:
