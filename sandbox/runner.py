@@ -142,6 +142,8 @@ class Sandbox:
         attempts = 1 + spec.maximum_retry_attempts
         error: BaseException | None = None
 
+        # NOTE: the function's Timeout is not enforced: the context reports the remaining time,
+        # but a handler that runs longer is not stopped as Lambda would stop it.
         for attempt in range(1, attempts + 1):
             self.stats.invocations[spec.logical_id] += 1
             try:
