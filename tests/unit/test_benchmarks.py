@@ -1,0 +1,115 @@
+"""Smoke tests of the benchmark harness on tiny data: every step runs for real, only smaller."""
+
+import gzip
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmarks import __main__ as bench_all
+from benchmarks import bench_cold_start, bench_prepare, bench_recordio, bench_sandbox
+
+TRAIN_ROWS, VALIDATION_ROWS, TEST_ROWS = 60, 20, 20
+COLUMNS = 16
+
+
+def _split(rng: np.random.Generator, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    images = rng.random((rows, COLUMNS), dtype=np.float32)
+    labels = np.arange(rows, dtype=np.int64) % 3  # every split contains class 0 and other classes
+    return images, labels
+
+
+@pytest.fixture(scope="module")
+def tiny_pickle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    rng = np.random.default_rng(0)
+    splits = (_split(rng, TRAIN_ROWS), _split(rng, VALIDATION_ROWS), _split(rng, TEST_ROWS))
+    path = tmp_path_factory.mktemp("bench") / "tiny.pkl.gz"
+    with gzip.open(path, "wb") as stream:
+        pickle.dump(splits, stream, protocol=4)
+    return path
+
+
+@pytest.fixture(scope="module")
+def prepare_results(tiny_pickle: Path) -> dict:
+    return bench_prepare.main(tiny_pickle, ours_runs=1, tutorial_runs=1)
+
+
+@pytest.fixture(scope="module")
+def recordio_results() -> dict:
+    return bench_recordio.main(rows=50, columns=8, ours_runs=1, copy_runs=1, sdk_runs=1, measure_rss=False)
+
+
+def test_prepare_bench_counts_rows(prepare_results: dict) -> None:
+    assert prepare_results["rows"] == {"train": TRAIN_ROWS, "validation": VALIDATION_ROWS, "test": TEST_ROWS}
+
+
+def test_prepare_bench_uploads_both(prepare_results: dict) -> None:
+    uploaded = prepare_results["uploaded_bytes"]
+
+    # Ours writes the test split too, so it uploads more than the recipe's two RecordIO files.
+    assert uploaded["tutorial"] > TRAIN_ROWS * COLUMNS * 4
+    assert uploaded["ours"] > uploaded["tutorial"]
+
+
+def test_prepare_bench_reports_memory(prepare_results: dict) -> None:
+    median = prepare_results["medians"]["ours"]
+
+    assert median["peak_mib"] >= median["baseline_mib"] > 0
+    assert prepare_results["decoded_mib"] == pytest.approx(
+        (TRAIN_ROWS + VALIDATION_ROWS + TEST_ROWS) * (COLUMNS * 4 + 8) / 2**20
+    )
+
+
+def test_prepare_bench_table(prepare_results: dict) -> None:
+    table = bench_prepare.format_table(prepare_results)
+
+    assert "tutorial / ours:" in table
+    assert "| ours | 1 |" in table
+
+
+def test_fashion_source_missing_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given no idx files and no apt-get on PATH
+    monkeypatch.setenv("PATH", str(tmp_path))
+
+    # When the benchmark looks for the data, Then it names the install command
+    with pytest.raises(bench_prepare.FashionDataMissingError, match="apt-get install -y dataset-fashion-mnist"):
+        bench_prepare.ensure_fashion_source(tmp_path / "missing")
+
+
+def test_logistic_regression_scores_test_split(tiny_pickle: Path) -> None:
+    measured = bench_sandbox.run_logistic_regression(tiny_pickle)
+
+    assert measured["count"] == TEST_ROWS
+    assert 0.0 <= measured["accuracy"] <= 1.0
+
+
+def test_folder_bytes_sums_files(tmp_path: Path) -> None:
+    (tmp_path / "nested").mkdir()
+    (tmp_path / "a.bin").write_bytes(b"x" * 10)
+    (tmp_path / "nested" / "b.bin").write_bytes(b"y" * 5)
+
+    assert bench_cold_start.folder_bytes(tmp_path) == 15
+
+
+def test_results_page_from_real_runs(prepare_results: dict, recordio_results: dict, tiny_pickle: Path) -> None:
+    # Given real measurements on tiny data, and a cold import measured once
+    logistic = bench_sandbox.run_logistic_regression(tiny_pickle)
+    sandbox = {"tiny": {"sandbox": {**logistic}, "logistic_regression": logistic, "accuracy_gap_points": 0.0}}
+    results = {
+        "machine": bench_all.machine(),
+        "recordio": recordio_results,
+        "prepare": prepare_results,
+        "imports": bench_cold_start.measure_imports(runs=1),
+        "sandbox": sandbox,
+    }
+
+    # When the page is rendered
+    page = bench_all.render(results, seconds=1.0)
+
+    # Then every section is there, with the machine and the build marked as skipped
+    assert page.startswith("# Benchmark results")
+    assert f"numpy {np.__version__}" in page
+    assert "| PrepareFunction | 1 |" in page
+    assert "Not measured in this run" in page
+    assert "| tiny | 20 |" in page
