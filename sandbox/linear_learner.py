@@ -7,9 +7,19 @@ metrics under the names the container emits (`validation:binary_f_beta`, ...). H
 names, defaults and valid ranges follow the Amazon SageMaker "Linear learner hyperparameters"
 page and the `sagemaker.LinearLearner` class of the Python SDK v2.
 
+Like the container, a job trains `num_models` models side by side and keeps the one that scores
+best on the validation set by `binary_classifier_model_selection_criteria`. The hyperparameter
+page (docs.aws.amazon.com/sagemaker/latest/dg/ll_hyperparameters.html) says "One model is
+trained according to the given training parameter (regularization, optimizer, loss), and the
+rest by close parameters".
+
 It is a stand-in: its numbers are not the AWS container's. The known differences:
-- it trains one model per job, while the container trains `num_models` models in parallel and
-  keeps the best one;
+- `num_models` `auto` means 8 models, at most 32 are trained, and the close parameters are
+  `learning_rate` times 3**i and `wd` times 10**j (see `_model_variants`). The container does
+  not document its count or its variants;
+- `normalize_data` raises small feature deviations to half the median deviation before
+  dividing (see `_STD_FLOOR_FRACTION`). The container's documentation only says it scales
+  features to unit standard deviation;
 - the learning rate is constant (`use_lr_scheduler` and `lr_scheduler_*` are validated, then
   ignored);
 - `auto` resolves to fixed sandbox values (`learning_rate` 0.01, `wd` 0, `l1` 0, `beta_1` 0.9,
@@ -48,6 +58,9 @@ SELECTION_CRITERIA = (
 AUTO_LEARNING_RATE = 0.01
 AUTO_BETA_1 = 0.9
 AUTO_BETA_2 = 0.999
+# `num_models` is `auto` by default, and the container does not document the number it picks.
+AUTO_NUM_MODELS = 8
+MAX_NUM_MODELS = 32
 
 MODEL_FORMAT = "sandbox-linear-learner"
 MODEL_FORMAT_VERSION = 1
@@ -58,6 +71,12 @@ _ADAM_EPSILON = 1e-8
 # Features whose standard deviation on the scaler sample is below this are only centred,
 # because dividing by a zero deviation is undefined (pixels that are blank in every row).
 _MIN_FEATURE_STD = 1e-6
+# Deviations below this fraction of the median deviation of the varying features are raised to
+# it. A feature that is non-zero in only a few rows has a tiny deviation, so dividing by it
+# blows those rows up and Adam fits them (a pixel lit in 3 of 3,000 MNIST digits has about
+# 0.02, the median pixel 0.23). The fraction is the sandbox's choice: the container does not
+# document how it scales such features.
+_STD_FLOOR_FRACTION = 0.5
 
 
 # --- hyperparameters -------------------------------------------------------------------------
@@ -96,6 +115,8 @@ class Hyperparameters:
     init_scale: float = 0.07
     init_sigma: float = 0.01
     init_bias: float = 0.0
+    # Models trained side by side; `train` clamps it to MAX_NUM_MODELS.
+    num_models: int = AUTO_NUM_MODELS
 
 
 def _invalid(name: str, text: str, expected: str) -> ValueError:
@@ -245,10 +266,11 @@ _TRAINING_PARSERS: dict[str, Callable[[str], Any]] = {
     "init_scale": lambda t: _parse_real("init_scale", t, above=0.0),
     "init_sigma": lambda t: _parse_real("init_sigma", t, above=0.0),
     "init_bias": lambda t: _parse_real("init_bias", t),
+    "num_models": _with_auto(lambda t: _parse_integer("num_models", t), AUTO_NUM_MODELS),
 }
 
 # Documented hyperparameters the sandbox validates and then ignores, because they do not apply
-# to one logistic model trained with a constant learning rate.
+# to logistic models trained with a constant learning rate.
 _IGNORED_PARSERS: dict[str, Callable[[str], Any]] = {
     "optimizer": _rejecting_other_than(
         "optimizer", ("auto", "adam"), ("auto", "adam", "sgd", "rmsprop")
@@ -269,7 +291,6 @@ _IGNORED_PARSERS: dict[str, Callable[[str], Any]] = {
             "softmax_loss",
         ),
     ),
-    "num_models": _with_auto(lambda t: _parse_integer("num_models", t), None),
     "momentum": _with_auto(lambda t: _parse_real("momentum", t, at_least=0.0, below=1.0), None),
     "use_lr_scheduler": lambda t: _parse_boolean("use_lr_scheduler", t),
     "lr_scheduler_step": _with_auto(lambda t: _parse_integer("lr_scheduler_step", t), None),
@@ -665,10 +686,10 @@ class _Scaler:
     mean: np.ndarray
     scale: np.ndarray
 
-    def fold(self, weights: np.ndarray, bias: float) -> tuple[np.ndarray, float]:
-        """Express normalized-space weights in raw feature space."""
-        raw_weights = weights / self.scale
-        return raw_weights, float(bias - self.mean @ raw_weights)
+    def fold(self, weights: np.ndarray, bias: Any) -> tuple[np.ndarray, Any]:
+        """Express normalized-space weights, (d,) or (d, models), in raw feature space."""
+        raw_weights = (weights.T / self.scale).T
+        return raw_weights, bias - self.mean @ raw_weights
 
 
 def _check_split(
@@ -729,13 +750,19 @@ def _fit_scaler(x: np.ndarray, hp: Hyperparameters, rng: np.random.Generator) ->
         return _Scaler(mean=mean, scale=np.ones(dim))
 
     std = sample.std(axis=0)
-    return _Scaler(mean=mean, scale=np.where(std >= _MIN_FEATURE_STD, std, 1.0))
+    varying = std >= _MIN_FEATURE_STD
+    if not varying.any():
+        return _Scaler(mean=mean, scale=np.ones(dim))
+    floor = _STD_FLOOR_FRACTION * float(np.median(std[varying]))
+    return _Scaler(mean=mean, scale=np.where(varying, np.maximum(std, floor), 1.0))
 
 
-def _initial_weights(dim: int, hp: Hyperparameters, rng: np.random.Generator) -> np.ndarray:
+def _initial_weights(
+    dim: int, models: int, hp: Hyperparameters, rng: np.random.Generator
+) -> np.ndarray:
     if hp.init_method == "normal":
-        return rng.normal(0.0, hp.init_sigma, size=dim)
-    return rng.uniform(-hp.init_scale, hp.init_scale, size=dim)
+        return rng.normal(0.0, hp.init_sigma, size=(dim, models))
+    return rng.uniform(-hp.init_scale, hp.init_scale, size=(dim, models))
 
 
 def _sample_weights(labels: np.ndarray, positive_weight: float) -> np.ndarray:
@@ -753,16 +780,21 @@ def _resolve_positive_weight(hp: Hyperparameters, train_y: np.ndarray) -> float:
 
 
 class _Adam:
-    """Adam state for one parameter vector (Kingma and Ba, 2015, with bias correction)."""
+    """Adam state for one parameter array (Kingma and Ba, 2015, with bias correction)."""
 
-    def __init__(self, size: int, beta_1: float, beta_2: float) -> None:
+    def __init__(self, size: int | tuple[int, ...], beta_1: float, beta_2: float) -> None:
         self.first_moment = np.zeros(size)
         self.second_moment = np.zeros(size)
         self.beta_1 = beta_1
         self.beta_2 = beta_2
 
-    def step(self, gradient: np.ndarray, step_number: int, learning_rate: float) -> np.ndarray:
-        """Update the moments and return the change to add to the parameters."""
+    def step(
+        self, gradient: np.ndarray, step_number: int, learning_rate: float | np.ndarray
+    ) -> np.ndarray:
+        """Update the moments and return the change to add to the parameters.
+
+        An array `learning_rate` broadcasts against the parameters' last axis (one per model).
+        """
         self.first_moment = self.beta_1 * self.first_moment + (1.0 - self.beta_1) * gradient
         self.second_moment = self.beta_2 * self.second_moment + (1.0 - self.beta_2) * gradient**2
 
@@ -771,7 +803,7 @@ class _Adam:
         return -learning_rate * first_unbiased / (np.sqrt(second_unbiased) + _ADAM_EPSILON)
 
 
-def _soft_threshold(weights: np.ndarray, amount: float) -> np.ndarray:
+def _soft_threshold(weights: np.ndarray, amount: float | np.ndarray) -> np.ndarray:
     return np.sign(weights) * np.maximum(np.abs(weights) - amount, 0.0)
 
 
@@ -785,34 +817,83 @@ class _Split:
 
 
 @dataclass(frozen=True)
+class _Variants:
+    """Per-model learning rates and L2 weights of the models trained side by side."""
+
+    learning_rates: np.ndarray
+    wds: np.ndarray
+
+    @property
+    def count(self) -> int:
+        return int(self.learning_rates.size)
+
+
+def _model_variants(hp: Hyperparameters) -> _Variants:
+    """Pair the given learning_rate and wd with close values, nearest steps first.
+
+    Model 0 always uses the given values. The others multiply learning_rate by 3**i and wd by
+    10**j, ordered by max(|i|, |j|), then |i| + |j|. With wd = 0 the wd steps give the same
+    value, so they repeat a learning rate with another random start.
+    """
+    count = min(hp.num_models, MAX_NUM_MODELS)
+    steps = range(-3, 4)
+    offsets = sorted(
+        ((i, j) for i in steps for j in steps),
+        key=lambda step: (max(abs(step[0]), abs(step[1])), abs(step[0]) + abs(step[1]), step),
+    )[:count]
+    lr_exponents = np.array([i for i, _ in offsets], dtype=np.float64)
+    wd_exponents = np.array([j for _, j in offsets], dtype=np.float64)
+    return _Variants(
+        learning_rates=hp.learning_rate * 3.0**lr_exponents,
+        wds=hp.wd * 10.0**wd_exponents,
+    )
+
+
+@dataclass(frozen=True)
 class _Fit:
-    """Normalized-space parameters of the epoch with the lowest monitored loss."""
+    """Normalized-space parameters of each model at its epoch with the lowest monitored loss.
+
+    `weights` has shape (feature_dim, models), and `bias` and `monitored_loss` have (models,).
+    """
 
     weights: np.ndarray
-    bias: float
+    bias: np.ndarray
+    monitored_loss: np.ndarray
     epochs_run: int
     stopped_early: bool
+
+
+def _logistic_losses(
+    logits: np.ndarray, labels: np.ndarray, sample_weights: np.ndarray
+) -> np.ndarray:
+    """Mean weighted logistic loss of each column of an (n, models) logits array."""
+    per_row = np.logaddexp(0.0, logits) - labels[:, None] * logits
+    return (sample_weights @ per_row) / labels.size
 
 
 def _fit_epochs(
     training: _Split,
     monitored: _Split,
     scaler: _Scaler,
+    variants: _Variants,
     hp: Hyperparameters,
     rng: np.random.Generator,
 ) -> _Fit:
     dim = hp.feature_dim
+    models = variants.count
     rows = training.labels.size
-    weights = _initial_weights(dim, hp, rng)
-    bias = hp.init_bias if hp.use_bias else 0.0
-    weight_adam = _Adam(dim, hp.beta_1, hp.beta_2)
-    bias_adam = _Adam(1, hp.beta_1, hp.beta_2)
-    inverse_scale = 1.0 / scaler.scale
+    weights = _initial_weights(dim, models, hp, rng)
+    bias = np.full(models, hp.init_bias if hp.use_bias else 0.0)
+    weight_adam = _Adam((dim, models), hp.beta_1, hp.beta_2)
+    bias_adam = _Adam(models, hp.beta_1, hp.beta_2)
+    inverse_scale = (1.0 / scaler.scale)[:, None]
+    learning_rates = variants.learning_rates
     step_number = 0
 
-    best_loss = math.inf
-    best = (weights.copy(), bias)
-    reference_loss = math.inf
+    best_loss = np.full(models, np.inf)
+    best_weights = weights.copy()
+    best_bias = bias.copy()
+    reference_loss = np.full(models, np.inf)
     epochs_without_improvement = 0
 
     for epoch in range(1, hp.epochs + 1):
@@ -820,62 +901,119 @@ def _fit_epochs(
         for start in range(0, rows, hp.mini_batch_size):
             batch = order[start : start + hp.mini_batch_size]
             batch_x = training.features[batch]
+            batch_labels = training.labels[batch][:, None]
+            batch_weights = training.sample_weights[batch][:, None]
 
             # Normalization is folded into the weights, so batches stay raw float32 rows and
-            # the products run in float32. The parameters and Adam state stay float64.
+            # every model is scored in one float32 matrix product. Parameters and Adam state
+            # stay float64.
             raw_weights, raw_bias = scaler.fold(weights, bias)
             logits = batch_x @ raw_weights.astype(np.float32) + raw_bias
-            residual = (
-                training.sample_weights[batch] * (_sigmoid(logits) - training.labels[batch])
-            ) / batch.size
+            residual = batch_weights * (_sigmoid(logits) - batch_labels) / batch.size
 
-            residual_sum = residual.sum()
-            features_times_residual = residual.astype(np.float32) @ batch_x
-            weight_gradient = (features_times_residual - scaler.mean * residual_sum) * inverse_scale
-            weight_gradient += hp.wd * weights
+            residual_sum = residual.sum(axis=0)
+            features_times_residual = batch_x.T @ residual.astype(np.float32)
+            weight_gradient = (
+                features_times_residual - np.outer(scaler.mean, residual_sum)
+            ) * inverse_scale
+            weight_gradient += variants.wds * weights
 
             step_number += 1
-            weights = weights + weight_adam.step(weight_gradient, step_number, hp.learning_rate)
+            weights = weights + weight_adam.step(weight_gradient, step_number, learning_rates)
             if hp.l1 > 0.0:
-                weights = _soft_threshold(weights, hp.learning_rate * hp.l1)
+                weights = _soft_threshold(weights, learning_rates * hp.l1)
             if hp.use_bias:
-                bias_gradient = np.array([residual_sum + hp.wd * hp.bias_wd_mult * bias])
-                bias_step = bias_adam.step(
-                    bias_gradient, step_number, hp.learning_rate * hp.bias_lr_mult
+                bias_gradient = residual_sum + variants.wds * hp.bias_wd_mult * bias
+                bias = bias + bias_adam.step(
+                    bias_gradient, step_number, learning_rates * hp.bias_lr_mult
                 )
-                bias = float(bias + bias_step[0])
 
         raw_weights, raw_bias = scaler.fold(weights, bias)
-        loss = _logistic_loss(
+        loss = _logistic_losses(
             monitored.features @ raw_weights.astype(np.float32) + raw_bias,
             monitored.labels,
             monitored.sample_weights,
         )
-        if loss < best_loss:
-            best_loss = loss
-            best = (weights.copy(), bias)
+        improved = loss < best_loss
+        best_loss = np.where(improved, loss, best_loss)
+        best_weights[:, improved] = weights[:, improved]
+        best_bias[improved] = bias[improved]
 
-        # Relative improvement test of early_stopping_tolerance against the best loss so far.
-        if reference_loss - loss >= hp.early_stopping_tolerance * reference_loss:
-            reference_loss = loss
-            epochs_without_improvement = 0
-        else:
-            epochs_without_improvement += 1
+        # Relative improvement test of early_stopping_tolerance against each model's reference
+        # loss. Training stops once no model has improved for early_stopping_patience epochs.
+        progressed = reference_loss - loss >= hp.early_stopping_tolerance * reference_loss
+        reference_loss = np.where(progressed, loss, reference_loss)
+        epochs_without_improvement = 0 if progressed.any() else epochs_without_improvement + 1
 
         if epochs_without_improvement >= hp.early_stopping_patience and epoch < hp.epochs:
-            return _Fit(weights=best[0], bias=best[1], epochs_run=epoch, stopped_early=True)
+            return _Fit(best_weights, best_bias, best_loss, epochs_run=epoch, stopped_early=True)
 
-    return _Fit(weights=best[0], bias=best[1], epochs_run=hp.epochs, stopped_early=False)
+    return _Fit(best_weights, best_bias, best_loss, epochs_run=hp.epochs, stopped_early=False)
 
 
-def _calibration_sample(
-    logits: np.ndarray, labels: np.ndarray, hp: Hyperparameters, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
+def _calibration_rows(labels: np.ndarray, hp: Hyperparameters, rng: np.random.Generator) -> Any:
     limit = hp.num_calibration_samples
     if limit is None or limit >= labels.size:
-        return logits, labels
-    chosen = rng.choice(labels.size, size=limit, replace=False)
-    return logits[chosen], labels[chosen]
+        return slice(None)
+    return np.sort(rng.choice(labels.size, size=limit, replace=False))
+
+
+def _selection_score(
+    logits: np.ndarray,
+    labels: np.ndarray,
+    sample_weights: np.ndarray,
+    threshold_logit: float,
+    hp: Hyperparameters,
+) -> float:
+    """Score one model at its calibrated threshold by the model selection criterion; higher wins.
+
+    Under a target recall or precision, a model that misses the target scores its constrained
+    metric minus 1, which ranks it below every model that meets the target.
+    """
+    criterion = hp.binary_classifier_model_selection_criteria
+    if criterion == "loss_function":
+        return -_logistic_loss(logits, labels, sample_weights)
+
+    confusion = _confusion_at(logits, labels, threshold_logit)
+    if criterion == "accuracy":
+        return float(confusion.accuracy)
+    if criterion == "f_beta":
+        return float(confusion.f_beta(hp.f_beta))
+    if criterion == "precision_at_target_recall":
+        maximized, constrained, target = confusion.precision, confusion.recall, hp.target_recall
+    else:
+        maximized, constrained, target = (
+            confusion.recall,
+            confusion.precision,
+            hp.target_precision,
+        )
+    if constrained >= target:
+        return float(maximized)
+    return float(constrained) - 1.0
+
+
+def _choose_model(
+    logits: np.ndarray, monitored: _Split, calibration_rows: Any, hp: Hyperparameters
+) -> tuple[int, float]:
+    """Pick the column of (n, models) logits that scores best; return it and its threshold.
+
+    Every model gets its own threshold, calibrated on `calibration_rows`, and is scored on all
+    monitored rows. Ties go to the lower index, so to the given learning_rate and wd before
+    their variants.
+    """
+    models = logits.shape[1]
+    thresholds = np.empty(models)
+    scores = np.empty(models)
+    for index in range(models):
+        column = logits[:, index]
+        thresholds[index] = _calibrate_threshold(
+            column[calibration_rows], monitored.labels[calibration_rows], hp
+        )
+        scores[index] = _selection_score(
+            column, monitored.labels, monitored.sample_weights, thresholds[index], hp
+        )
+    chosen = int(np.argmax(scores))
+    return chosen, float(thresholds[chosen])
 
 
 def train(
@@ -891,9 +1029,11 @@ def train(
 
     Minimizes the mean logistic loss, weighted by `positive_example_weight_mult` on positive
     rows, plus `wd / 2 * ||w||^2` (and `wd * bias_wd_mult / 2 * b^2`) on weights in normalized
-    feature space, with mini-batch Adam. After each epoch the loss on the validation set (the
-    training set when there is none) drives early stopping, and the epoch with the lowest loss
-    is the one returned. Its decision threshold is calibrated on the same set.
+    feature space, with mini-batch Adam. `num_models` models train together, each with its own
+    learning_rate and wd around the given ones. After each epoch the loss on the validation set
+    (the training set when there is none) drives early stopping, and each model keeps its epoch
+    with the lowest loss. Each model's decision threshold is calibrated on the same set, and
+    the model that scores best there by binary_classifier_model_selection_criteria is returned.
 
     Raises ValueError on invalid hyperparameters or data. The same seed gives the same model.
     """
@@ -921,8 +1061,9 @@ def train(
         monitor_features, monitor_labels, _sample_weights(monitor_labels, positive_weight)
     )
 
-    # One BLAS thread: every product here is a matrix-vector product, and on a busy 2-core VM
-    # OpenBLAS threads competing for the cores made them 30 to 100 times slower.
+    # One BLAS thread: the products are narrow (one column per model), and on a busy 2-core VM
+    # OpenBLAS threads competing for the cores made matrix-vector products 30 to 100 times
+    # slower.
     with threadpool_limits(limits=1, user_api="blas"):
         return _train_checked(training, monitored, has_validation, hp, rng)
 
@@ -935,16 +1076,19 @@ def _train_checked(
     rng: np.random.Generator,
 ) -> TrainingResult:
     scaler = _fit_scaler(training.features, hp, rng)
-    fit = _fit_epochs(training, monitored, scaler, hp, rng)
+    variants = _model_variants(hp)
+    fit = _fit_epochs(training, monitored, scaler, variants, hp, rng)
     raw_weights, raw_bias = scaler.fold(fit.weights, fit.bias)
 
-    model = LinearModel(weights=raw_weights, bias=raw_bias, threshold_logit=0.0)
-    monitored_logits = model.logits(monitored.features)
-    threshold = _calibrate_threshold(
-        *_calibration_sample(monitored_logits, monitored.labels, hp, rng), hp
-    )
-    model = replace(model, threshold_logit=threshold)
+    monitored_logits = monitored.features.astype(np.float64) @ raw_weights + raw_bias
+    calibration_rows = _calibration_rows(monitored.labels, hp, rng)
+    chosen, threshold = _choose_model(monitored_logits, monitored, calibration_rows, hp)
 
+    model = LinearModel(
+        weights=np.ascontiguousarray(raw_weights[:, chosen]),
+        bias=float(raw_bias[chosen]),
+        threshold_logit=threshold,
+    )
     metrics = {
         "train:objective_loss": _logistic_loss(
             model.logits(training.features), training.labels, training.sample_weights
@@ -953,10 +1097,10 @@ def _train_checked(
     if has_validation:
         metrics |= _classification_metrics(
             "validation",
-            monitored_logits,
+            model.logits(monitored.features),
             monitored.labels,
             monitored.sample_weights,
-            threshold,
+            model.threshold_logit,
             hp.f_beta,
         )
 

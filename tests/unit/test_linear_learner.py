@@ -21,10 +21,16 @@ from sklearn.metrics import (
 )
 
 from sandbox.linear_learner import (
+    AUTO_NUM_MODELS,
+    MAX_NUM_MODELS,
     MODEL_FORMAT,
     LinearModel,
     _calibrate_threshold,
+    _choose_model,
+    _fit_scaler,
+    _model_variants,
     _roc_auc,
+    _Split,
     parse_hyperparameters,
     train,
 )
@@ -141,7 +147,6 @@ def test_parse_ignores_accepted_extras():
     hp = parse_hyperparameters(
         REQUIRED
         | {
-            "num_models": "auto",
             "loss": "logistic",
             "optimizer": "adam",
             "use_lr_scheduler": "true",
@@ -150,6 +155,11 @@ def test_parse_ignores_accepted_extras():
     )
 
     assert hp.feature_dim == DIM
+
+
+def test_parse_num_models():
+    assert parse_hyperparameters(REQUIRED | {"num_models": "auto"}).num_models == AUTO_NUM_MODELS
+    assert parse_hyperparameters(REQUIRED | {"num_models": "3"}).num_models == 3
 
 
 def test_parse_positive_weight_balanced():
@@ -175,6 +185,7 @@ def test_parse_positive_weight_balanced():
         ("positive_example_weight_mult", "0"),
         ("init_method", "xavier"),
         ("momentum", "2"),
+        ("num_models", "0"),
     ],
 )
 def test_parse_invalid_value(name, value):
@@ -406,6 +417,145 @@ def test_train_validation_labels_missing(blobs):
 
     with pytest.raises(ValueError, match="validation"):
         train(train_x, train_y, validation_x, None, REQUIRED)
+
+
+# --- num_models and model selection ----------------------------------------------------------
+
+
+def test_variants_start_with_given_values():
+    hp = parse_hyperparameters(REQUIRED | {"learning_rate": "0.02", "wd": "0.001"})
+
+    variants = _model_variants(hp)
+
+    assert variants.count == AUTO_NUM_MODELS
+    assert variants.learning_rates[0] == 0.02
+    assert variants.wds[0] == 0.001
+
+
+def test_variants_are_distinct_and_close():
+    hp = parse_hyperparameters(REQUIRED | {"learning_rate": "0.02", "wd": "0.001"})
+
+    variants = _model_variants(hp)
+
+    pairs = set(zip(variants.learning_rates.tolist(), variants.wds.tolist(), strict=True))
+    assert len(pairs) == AUTO_NUM_MODELS
+    assert variants.learning_rates.max() == pytest.approx(0.06)
+    assert variants.learning_rates.min() == pytest.approx(0.02 / 3)
+    assert variants.wds.max() == pytest.approx(0.01)
+    assert variants.wds.min() == pytest.approx(0.0001)
+
+
+def test_variants_count_capped():
+    hp = parse_hyperparameters(REQUIRED | {"num_models": "1000"})
+
+    assert _model_variants(hp).count == MAX_NUM_MODELS
+
+
+def choice_split(labels: list[float]) -> _Split:
+    values = np.array(labels)
+    return _Split(np.zeros((values.size, 1), dtype=np.float32), values, np.ones(values.size))
+
+
+def test_choose_model_best_accuracy():
+    # Given model 0 misorders one pair of rows and model 1 separates the classes
+    monitored = choice_split([1.0, 1.0, 0.0, 0.0])
+    logits = np.array([[2.0, 3.0], [-1.0, 2.0], [1.0, -2.0], [-2.0, -3.0]])
+    hp = parse_hyperparameters(REQUIRED)
+
+    chosen, threshold = _choose_model(logits, monitored, slice(None), hp)
+
+    assert chosen == 1
+    assert threshold == 0.0
+
+
+def test_choose_model_tie_keeps_first():
+    monitored = choice_split([1.0, 0.0])
+    logits = np.array([[1.0, 5.0], [-1.0, -5.0]])
+    hp = parse_hyperparameters(REQUIRED)
+
+    chosen, _ = _choose_model(logits, monitored, slice(None), hp)
+
+    assert chosen == 0
+
+
+def test_choose_model_lowest_loss():
+    # Given both models separate the rows, but model 1 is more confident
+    monitored = choice_split([1.0, 0.0])
+    logits = np.array([[1.0, 5.0], [-1.0, -5.0]])
+    settings = REQUIRED | {"binary_classifier_model_selection_criteria": "loss_function"}
+
+    chosen, threshold = _choose_model(logits, monitored, slice(None), parse_hyperparameters(settings))
+
+    assert chosen == 1
+    assert threshold == 0.0
+
+
+def test_choose_model_meets_target_recall():
+    # Given recall 1 costs model 0 a precision of 0.6 and model 1 none
+    monitored = choice_split([1.0, 1.0, 0.0, 1.0, 0.0])
+    logits = np.array(
+        [[3.0, 3.0], [2.0, 2.0], [1.0, 0.5], [-3.0, 1.0], [-2.0, -1.0]]
+    )
+    settings = REQUIRED | {
+        "binary_classifier_model_selection_criteria": "precision_at_target_recall",
+        "target_recall": "1.0",
+    }
+
+    chosen, _ = _choose_model(logits, monitored, slice(None), parse_hyperparameters(settings))
+
+    assert chosen == 1
+
+
+def test_train_num_models_rescues_bad_wd(blobs):
+    # Given a wd so large that the weights of the given setting collapse towards zero
+    settings = REQUIRED | {
+        "wd": "100",
+        "binary_classifier_model_selection_criteria": "loss_function",
+    }
+
+    # When one model trains, against the capped count whose variants reach wd / 1000
+    single = train(*blobs, settings | {"num_models": "1"})
+    several = train(*blobs, settings | {"num_models": str(MAX_NUM_MODELS)})
+
+    # Then the chosen variant fits the validation set better
+    single_loss = single.metrics["validation:objective_loss"]
+    assert several.metrics["validation:objective_loss"] < 0.5 * single_loss
+
+
+# --- feature scaling ----------------------------------------------------------------------------
+
+
+def test_scaler_raises_small_deviations():
+    # Given a constant feature, a rarely non-zero feature and two spread features
+    rng = np.random.default_rng(0)
+    rows = 1000
+    rare = np.zeros(rows)
+    rare[:2] = 1.0
+    features = np.column_stack(
+        [np.full(rows, 0.5), rare, rng.normal(0, 1.0, rows), rng.normal(0, 3.0, rows)]
+    ).astype(np.float32)
+    hp = parse_hyperparameters({"feature_dim": "4", "predictor_type": "binary_classifier"})
+
+    scaler = _fit_scaler(features, hp, rng)
+
+    std = features.astype(np.float64).std(axis=0)
+    floor = 0.5 * np.median(std[1:])
+    assert scaler.scale[0] == 1.0
+    assert scaler.scale[1] == pytest.approx(floor)
+    assert scaler.scale[2] == pytest.approx(std[2])
+    assert scaler.scale[3] == pytest.approx(std[3])
+
+
+def test_scaler_without_normalization():
+    features = np.array([[0.0, 10.0], [2.0, 30.0]], dtype=np.float32)
+    hp = parse_hyperparameters(
+        {"feature_dim": "2", "predictor_type": "binary_classifier", "normalize_data": "false"}
+    )
+
+    scaler = _fit_scaler(features, hp, np.random.default_rng(0))
+
+    np.testing.assert_array_equal(scaler.scale, [1.0, 1.0])
+    np.testing.assert_array_equal(scaler.mean, [1.0, 20.0])
 
 
 # --- threshold calibration and AUC --------------------------------------------------------------
