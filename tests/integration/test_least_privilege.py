@@ -266,6 +266,13 @@ def test_execution_role_missing_grants(recording):
     assert missing == [], "training or hosting made calls the execution role does not allow:\n" + "\n".join(missing)
 
 
+def test_execution_role_unused_s3_grants(recording):
+    # The engine emulates S3 access only, so the role's CloudWatch Logs and metrics grants stay unchecked.
+    unused = [finding for finding in recording.policies[EXECUTION_ROLE].unused(recording.by(EXECUTION_ROLE))
+              if " s3:" in finding or ":s3:::" in finding]
+    assert unused == [], "execution role S3 grants that training and hosting never used:\n" + "\n".join(unused)
+
+
 def test_execution_role_bucket_scope(recording):
     policy = recording.policies[EXECUTION_ROLE]
     bucket = next(call.resource.split("/")[0] for call in recording.by(EXECUTION_ROLE) if call.action == "s3:GetObject")
