@@ -27,11 +27,13 @@ idempotency = IdempotencyConfig(event_key_jmespath='detail.[bucket.name, object.
 @metrics.log_metrics
 @idempotent(config=idempotency, persistence_store=DynamoDBPersistenceLayer(table_name=settings.idempotency_table))
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    notification = S3EventBridgeNotificationEvent(event)
-    upload = notification.detail
-    logger.info("trying to prepare an upload", extra={"bucket": upload.bucket.name, "key": upload.object.key})
+    upload = S3EventBridgeNotificationEvent(event).detail
+    # NOTE: the data class URL-decodes object.key, which turns a literal "+" into a space; the raw
+    # key goes to the workflow, which tries it as sent and then decoded.
+    raw_key = event["detail"]["object"]["key"]
+    logger.info("trying to prepare an upload", extra={"bucket": upload.bucket.name, "key": raw_key})
 
-    result = prepare_upload(upload.bucket.name, upload.object.key, upload.object.version_id, upload.object.etag,
+    result = prepare_upload(upload.bucket.name, raw_key, upload.object.version_id, upload.object.etag,
                             settings, tracker, storage, context.get_remaining_time_in_millis() / 1000)
 
     metrics.add_metric(name=result.metric_name, unit=MetricUnit.Count, value=1)

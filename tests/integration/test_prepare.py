@@ -59,7 +59,8 @@ def test_manifest_describes_data(stack, invoke, event):
 
 
 @pytest.mark.parametrize("key", ["my uploads/mnist final.pkl.gz", "données/été-数字.pkl.gz",
-                                 "a/" + "deep-folder/" * 60 + "mnist.pkl.gz", "v1.2.3/mnist.v2.pkl.gz"])
+                                 "a/" + "deep-folder/" * 60 + "mnist.pkl.gz", "v1.2.3/mnist.v2.pkl.gz",
+                                 "c++ notes/mnist+v2.pkl.gz"])
 def test_odd_keys_prepare(stack, invoke, event, key):
     uploaded = upload(stack, key, digits_dataset(rows=(60, 20, 20)))
     result = invoke("PrepareFunction", s3_event(event("ingest_object_created.json"), **uploaded))

@@ -41,7 +41,8 @@ class Storage:
             try:
                 return candidate, self.head(bucket, candidate, version_id)
             except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
+                # Without s3:ListBucket, S3 answers 403 rather than 404 for a missing key.
+                if exc.response.get("Error", {}).get("Code") not in ("403", "404", "NoSuchKey", "NotFound"):
                     raise
                 last_error = exc
         assert last_error is not None
