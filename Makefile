@@ -16,7 +16,14 @@ $(VENV)/.installed: requirements-dev.txt layers/shared/requirements.txt layers/p
 	$(PY) -m pip install -q -r requirements-dev.txt
 	touch $@
 
-setup: $(VENV)/.installed
+# checkov lives in its own environment: it pins a boto3 far older than moto and the SAM CLI need.
+CHECKOV_VENV := .venv-checkov
+$(CHECKOV_VENV)/.installed:
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON_BOOTSTRAP) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install -q checkov==3.3.30
+	touch $@
+
+setup: $(VENV)/.installed $(CHECKOV_VENV)/.installed
 
 test: setup
 	$(PY) -m pytest
