@@ -28,7 +28,7 @@ idempotency = IdempotencyConfig(event_key_jmespath='detail.[bucket.name, object.
 @idempotent(config=idempotency, persistence_store=DynamoDBPersistenceLayer(table_name=settings.idempotency_table))
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     upload = S3EventBridgeNotificationEvent(event).detail
-    # NOTE: the data class URL-decodes object.key, which turns a literal "+" into a space; the raw
+    # NOTE: the data class URL-decodes object.key, which turns a literal "+" into a space. The raw
     # key goes to the workflow, which tries it as sent and then decoded.
     raw_key = event["detail"]["object"]["key"]
     logger.info("trying to prepare an upload", extra={"bucket": upload.bucket.name, "key": raw_key})

@@ -41,7 +41,7 @@ class Storage:
             try:
                 return candidate, self.head(bucket, candidate, version_id)
             except ClientError as exc:
-                # Without s3:ListBucket, S3 answers 403 rather than 404 for a missing key.
+                # Without s3:ListBucket, S3 returns 403 rather than 404 for a missing key.
                 if exc.response.get("Error", {}).get("Code") not in ("403", "404", "NoSuchKey", "NotFound"):
                     raise
                 last_error = exc
