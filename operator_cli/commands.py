@@ -11,7 +11,13 @@ from typing import Any, TextIO
 
 from learner_pipeline.runs import RUN_ID_PATTERN, RunLayout, RunStatus, run_id_for
 from operator_cli import ledger
-from operator_cli.formatting import format_age, format_item, format_stage_line, parse_time, stages_entered
+from operator_cli.formatting import (
+    format_age,
+    format_item,
+    format_stage_line,
+    parse_time,
+    stages_entered,
+)
 from operator_cli.target import CliError, Target
 
 EXIT_SUCCEEDED = 0
@@ -29,10 +35,14 @@ def upload(target: Target, path: Path, key: str | None, out: TextIO, err: TextIO
         raise CliError(f"file {path} not found: pass the path of an mnist.pkl.gz-style dataset")
     size = path.stat().st_size
     if size > MAX_PUT_OBJECT_BYTES:
-        raise CliError(f"file {path} has {size} bytes, more than the {MAX_PUT_OBJECT_BYTES} one PutObject accepts")
+        raise CliError(
+            f"file {path} has {size} bytes, more than the {MAX_PUT_OBJECT_BYTES} one PutObject accepts"
+        )
     object_key = key or path.name
     if not object_key.endswith(INGEST_SUFFIX):
-        raise CliError(f"key {object_key!r} does not end with {INGEST_SUFFIX}: the ingest rule starts runs only for such keys")
+        raise CliError(
+            f"key {object_key!r} does not end with {INGEST_SUFFIX}: the ingest rule starts runs only for such keys"
+        )
     bucket = target.output("IngestBucketName")
 
     # One PutObject, not a multipart upload, so the ETag is the one S3 sends in the event.
@@ -65,7 +75,10 @@ def runs(target: Target, limit: int, out: TextIO, now: float | None = None) -> i
         source = item.get("source") or {}
         source_key = str(source.get("key", "-")) if isinstance(source, dict) else str(source)
         error = item.get("error_code") or ""
-        print(f"{item['run_id']:16}  {item.get('status', '-'):10}  {age:>8}  {source_key:40}  {error}", file=out)
+        print(
+            f"{item['run_id']:16}  {item.get('status', '-'):10}  {age:>8}  {source_key:40}  {error}",
+            file=out,
+        )
     if len(items) > limit:
         print(f"({len(items) - limit} older runs not shown; pass --limit to see more)", file=out)
     return EXIT_SUCCEEDED
@@ -104,7 +117,11 @@ def watch(
         item = ledger.get_run(target, table_name, run_id)
         elapsed = clock() - started
         if item is None and not waiting_reported:
-            print(f"{elapsed:7.1f}s  run {run_id} not in ledger table {table_name} yet; waiting", file=out, flush=True)
+            print(
+                f"{elapsed:7.1f}s  run {run_id} not in ledger table {table_name} yet; waiting",
+                file=out,
+                flush=True,
+            )
             waiting_reported = True
 
         if item is not None:
@@ -114,7 +131,11 @@ def watch(
                     print(format_stage_line(elapsed, run_id, stage, item), file=out, flush=True)
             final = str(item.get("status"))
             if final in (RunStatus.SUCCEEDED, RunStatus.FAILED):
-                print(format_item(item, results_bucket=target.outputs.get("ResultsBucketName")), file=out, flush=True)
+                print(
+                    format_item(item, results_bucket=target.outputs.get("ResultsBucketName")),
+                    file=out,
+                    flush=True,
+                )
                 return EXIT_SUCCEEDED if final == RunStatus.SUCCEEDED else EXIT_FAILED
 
         if elapsed + interval > timeout:
@@ -126,7 +147,10 @@ def watch(
             f"run {run_id} not found in ledger table {table_name} after {timeout:g}s: "
             "check the run id with llp runs, or the upload's key and bucket"
         )
-    raise CliError(f"timed out after {timeout:g}s: run {run_id} is still {item.get('status')}; watch it again to go on")
+    raise CliError(
+        f"timed out after {timeout:g}s while run {run_id} is still {item.get('status')}: "
+        "run watch again to keep following it"
+    )
 
 
 def report(target: Target, run_id: str, out_dir: Path, open_browser: bool, out: TextIO) -> int:
@@ -172,12 +196,16 @@ def report(target: Target, run_id: str, out_dir: Path, open_browser: bool, out: 
 
 def check_run_id(run_id: str) -> None:
     if not RUN_ID_PATTERN.match(run_id):
-        raise CliError(f"invalid run id {run_id!r}: a run id is 16 lowercase hex digits, as llp upload and llp runs print")
+        raise CliError(
+            f"invalid run id {run_id!r}: a run id is 16 lowercase hex digits, as llp upload and llp runs print"
+        )
 
 
 def require_run(target: Target, run_id: str) -> dict[str, Any]:
     table_name = target.output("LedgerTableName")
     item = ledger.get_run(target, table_name, run_id)
     if item is None:
-        raise CliError(f"run {run_id} not found in ledger table {table_name}: list recent runs with llp runs")
+        raise CliError(
+            f"run {run_id} not found in ledger table {table_name}: list recent runs with llp runs"
+        )
     return item

@@ -90,7 +90,9 @@ def format_item(item: dict[str, Any], *, results_bucket: str | None = None) -> s
             lines.append("metrics: " + ", ".join(shown))
 
     if item.get("error_code") or item.get("error_message"):
-        lines.append(f"error: {item.get('error_code') or 'UNKNOWN'}: {item.get('error_message') or 'no message recorded'}")
+        lines.append(
+            f"error: {item.get('error_code') or 'UNKNOWN'}: {item.get('error_message') or 'no message recorded'}"
+        )
     if results_bucket and item.get("status") in (RunStatus.SUCCEEDED, RunStatus.FAILED):
         lines.append(f"results: s3://{results_bucket}/{RunLayout(run_id).root}")
     return "\n".join(lines)

@@ -27,7 +27,10 @@ def scan_runs(target: Target, table_name: str) -> list[dict[str, Any]]:
     """Return the summary fields of every run, reading all scan pages."""
     table = target.resource("dynamodb").Table(table_name)
     names = {f"#f{index}": name for index, name in enumerate(_SUMMARY_FIELDS)}
-    arguments: dict[str, Any] = {"ProjectionExpression": ", ".join(names), "ExpressionAttributeNames": names}
+    arguments: dict[str, Any] = {
+        "ProjectionExpression": ", ".join(names),
+        "ExpressionAttributeNames": names,
+    }
     items: list[dict[str, Any]] = []
     while True:
         try:

@@ -58,7 +58,11 @@ class Target:
 
 
 def connect(
-    *, stack: str | None, endpoint_url: str | None, region: str | None = None, profile: str | None = None
+    *,
+    stack: str | None,
+    endpoint_url: str | None,
+    region: str | None = None,
+    profile: str | None = None,
 ) -> Target:
     """Return the target selected by ``--stack`` or ``--endpoint-url``, with its Outputs read."""
     if stack and endpoint_url:
@@ -99,8 +103,14 @@ def connect_stack(stack: str, *, region: str | None = None, profile: str | None 
         raise
 
     description = response["Stacks"][0]
-    outputs = {output["OutputKey"]: output["OutputValue"] for output in description.get("Outputs", [])}
-    options = f"--stack {stack}" + (f" --region {region}" if region else "") + (f" --profile {profile}" if profile else "")
+    outputs = {
+        output["OutputKey"]: output["OutputValue"] for output in description.get("Outputs", [])
+    }
+    options = (
+        f"--stack {stack}"
+        + (f" --region {region}" if region else "")
+        + (f" --profile {profile}" if profile else "")
+    )
     return Target(f"stack {stack} ({session.region_name})", session, outputs, options=options)
 
 
@@ -125,18 +135,29 @@ def connect_sandbox(endpoint_url: str) -> Target:
     except json.JSONDecodeError as exc:
         raise CliError(f"{url} did not return JSON: is {endpoint_url} a sandbox server?") from exc
 
-    session = boto3.Session(region_name=description.get("region", "us-east-1"), **SANDBOX_CREDENTIALS)
+    session = boto3.Session(
+        region_name=description.get("region", "us-east-1"), **SANDBOX_CREDENTIALS
+    )
     # An empty proxies mapping stops botocore from sending loopback requests to HTTP_PROXY.
     config = Config(proxies={})
     outputs = dict(description.get("outputs", {}))
-    return Target(f"sandbox at {endpoint_url}", session, outputs, endpoint_url, config, f"--endpoint-url {endpoint_url}")
+    return Target(
+        f"sandbox at {endpoint_url}",
+        session,
+        outputs,
+        endpoint_url,
+        config,
+        f"--endpoint-url {endpoint_url}",
+    )
 
 
 def check_loopback_url(endpoint_url: str) -> None:
     """Raise CliError unless ``endpoint_url`` is an http URL on localhost or a loopback address."""
     parsed = urllib.parse.urlparse(endpoint_url)
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        raise CliError(f"--endpoint-url {endpoint_url!r} is not a URL: pass e.g. http://127.0.0.1:5005")
+        raise CliError(
+            f"--endpoint-url {endpoint_url!r} is not a URL: pass e.g. http://127.0.0.1:5005"
+        )
     if parsed.hostname == "localhost":
         return
     try:

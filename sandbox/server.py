@@ -75,9 +75,15 @@ class LoopbackMotoServer:
         """Bind the address and serve in a daemon thread; return the endpoint URL."""
         moto_app = DomainDispatcherApplication(create_backend_app)
         self._server = make_server(
-            self._host, self._port, self._application(moto_app), threaded=True, request_handler=MotoRequestHandler
+            self._host,
+            self._port,
+            self._application(moto_app),
+            threaded=True,
+            request_handler=MotoRequestHandler,
         )
-        self._thread = threading.Thread(target=self._server.serve_forever, name="moto-server", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="moto-server", daemon=True
+        )
         self._thread.start()
         return self.url
 
@@ -88,12 +94,17 @@ class LoopbackMotoServer:
         if self._thread is not None:
             self._thread.join(timeout=10)
 
-    def _application(self, moto_app: Any) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
+    def _application(
+        self, moto_app: Any
+    ) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
         def application(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
             if environ.get("PATH_INFO") == OUTPUTS_PATH and environ.get("REQUEST_METHOD") == "GET":
                 start_response(
                     "200 OK",
-                    [("Content-Type", "application/json"), ("Content-Length", str(len(self._outputs_body)))],
+                    [
+                        ("Content-Type", "application/json"),
+                        ("Content-Length", str(len(self._outputs_body))),
+                    ],
                 )
                 return [self._outputs_body]
             return moto_app(environ, start_response)
@@ -108,9 +119,13 @@ def check_loopback(host: str) -> None:
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
-        raise ValueError(f"--host {host!r} is not an IP address or localhost: pass 127.0.0.1") from None
+        raise ValueError(
+            f"--host {host!r} is not an IP address or localhost: pass 127.0.0.1"
+        ) from None
     if not address.is_loopback:
-        raise ValueError(f"--host {host} is not a loopback address: the sandbox serves 127.0.0.1 or ::1 only")
+        raise ValueError(
+            f"--host {host} is not a loopback address: the sandbox serves 127.0.0.1 or ::1 only"
+        )
 
 
 def serve(
@@ -130,19 +145,35 @@ def serve(
             stop.wait(poll_seconds)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "python -m sandbox.server") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m sandbox.server",
+        prog=prog,
         description=(
             "Serve the sandbox stack's AWS on a loopback port and run every upload to its ingest bucket "
             f"through the chain. GET <url>{OUTPUTS_PATH} returns the stack's Outputs as JSON. Stop with Ctrl-C."
         ),
     )
-    parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default: %(default)s)")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="TCP port; 0 picks a free one (default: %(default)s)")
-    parser.add_argument("--template", type=Path, default=DEFAULT_TEMPLATE, help="SAM template of the stack (default: %(default)s)")
     parser.add_argument(
-        "--parameter", action="append", default=[], metavar="NAME=VALUE", help="override a template parameter; repeat for several"
+        "--host", default="127.0.0.1", help="loopback address to bind (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        help="TCP port; 0 picks a free one (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--template",
+        type=Path,
+        default=DEFAULT_TEMPLATE,
+        help="SAM template of the stack (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--parameter",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a template parameter; repeat for several",
     )
     parser.add_argument(
         "--outputs-file",
@@ -157,11 +188,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None, *, stdout: TextIO | None = None, stop: threading.Event | None = None) -> int:
-    """Run the server until Ctrl-C, SIGTERM or ``stop``; return the exit status."""
+def main(
+    argv: list[str] | None = None,
+    *,
+    stdout: TextIO | None = None,
+    stop: threading.Event | None = None,
+    prog: str = "python -m sandbox.server",
+) -> int:
+    """Run the server until Ctrl-C, SIGTERM or ``stop`` is set, then return the exit status."""
     out = stdout or sys.stdout
     try:
-        arguments = build_parser().parse_args(argv)
+        arguments = build_parser(prog).parse_args(argv)
     except SystemExit as exit_request:
         return int(exit_request.code or 0) and EXIT_USAGE
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -183,7 +220,9 @@ def main(argv: list[str] | None = None, *, stdout: TextIO | None = None, stop: t
     with ExitStack() as resources:
         function_output = out
         if arguments.function_log is not None:
-            function_output = resources.enter_context(arguments.function_log.open("a", encoding="utf-8"))
+            function_output = resources.enter_context(
+                arguments.function_log.open("a", encoding="utf-8")
+            )
         try:
             sandbox = resources.enter_context(
                 Sandbox(arguments.template, parameters=parameters, function_output=function_output)
@@ -201,13 +240,17 @@ def main(argv: list[str] | None = None, *, stdout: TextIO | None = None, stop: t
         try:
             url = server.start()
         except OSError as exc:
-            print(f"error: cannot listen on {arguments.host}:{arguments.port}: {exc}", file=sys.stderr)
+            print(
+                f"error: cannot listen on {arguments.host}:{arguments.port}: {exc}", file=sys.stderr
+            )
             return EXIT_USAGE
         resources.callback(server.stop)
 
         _print_banner(url, description, out)
         if arguments.outputs_file is not None:
-            arguments.outputs_file.write_text(json.dumps({"endpoint_url": url, **description}, indent=2) + "\n", encoding="utf-8")
+            arguments.outputs_file.write_text(
+                json.dumps({"endpoint_url": url, **description}, indent=2) + "\n", encoding="utf-8"
+            )
 
         try:
             serve(sandbox, stop_event, progress=lambda line: print(line, file=out, flush=True))
@@ -236,7 +279,9 @@ def _stop_on_sigterm(stop: threading.Event) -> None:
 
 def _print_banner(url: str, description: dict[str, Any], out: TextIO) -> None:
     outputs = description["outputs"]
-    print(f"sandbox AWS endpoint: {url} (region {description['region']}, any credentials)", file=out)
+    print(
+        f"sandbox AWS endpoint: {url} (region {description['region']}, any credentials)", file=out
+    )
     for name in ("IngestBucketName", "ResultsBucketName", "LedgerTableName"):
         if name in outputs:
             print(f"  {name}: {outputs[name]}", file=out)

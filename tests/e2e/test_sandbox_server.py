@@ -33,10 +33,15 @@ def server(tmp_path_factory):
     console = (directory / "console.log").open("w")
     process = subprocess.Popen(
         [
-            sys.executable, "-m", "sandbox.server",
-            "--port", "0",
-            "--outputs-file", str(outputs_file),
-            "--function-log", str(directory / "functions.jsonl"),
+            sys.executable,
+            "-m",
+            "sandbox.server",
+            "--port",
+            "0",
+            "--outputs-file",
+            str(outputs_file),
+            "--function-log",
+            str(directory / "functions.jsonl"),
         ],
         cwd=ROOT,
         stdout=console,
@@ -47,7 +52,9 @@ def server(tmp_path_factory):
         while not outputs_file.is_file() and process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.2)
         if not outputs_file.is_file():
-            pytest.fail(f"the sandbox server did not start: {(directory / 'console.log').read_text()[-2000:]}")
+            pytest.fail(
+                f"the sandbox server did not start: {(directory / 'console.log').read_text()[-2000:]}"
+            )
 
         description = json.loads(outputs_file.read_text())
         yield {"process": process, "console": directory / "console.log", **description}
@@ -69,7 +76,16 @@ def finished_run(server, mnist_sample, tmp_path_factory):
 
     upload = llp("--endpoint-url", url, "upload", mnist_sample)
     run_id = upload[1].strip()
-    watch = llp("--endpoint-url", url, "watch", run_id, "--interval", "0.5", "--timeout", RUN_TIMEOUT_SECONDS)
+    watch = llp(
+        "--endpoint-url",
+        url,
+        "watch",
+        run_id,
+        "--interval",
+        "0.5",
+        "--timeout",
+        RUN_TIMEOUT_SECONDS,
+    )
     results = tmp_path_factory.mktemp("llp-results")
     report = llp("--endpoint-url", url, "report", run_id, "--out", results, "--no-open")
 
@@ -133,3 +149,13 @@ def test_server_stops_on_sigterm(server, finished_run):
 
     assert process.returncode == 0
     assert "sandbox server stopped" in server["console"].read_text()
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.10", "example.com"])
+def test_server_rejects_public_host(host, capsys):
+    from sandbox.server import main as server_main
+
+    status = server_main(["--host", host, "--port", "0"])
+
+    assert status == 2
+    assert f"--host {host}" in capsys.readouterr().err.replace("'", "")

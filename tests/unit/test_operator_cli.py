@@ -94,9 +94,16 @@ def dataset(tmp_path):
 
 
 def succeed(ledger, run_id):
-    ledger.start(run_id, {"source": {"bucket": "llp-ingest", "key": "uploads/mnist.pkl.gz", "version_id": "v1"}})
+    ledger.start(
+        run_id,
+        {"source": {"bucket": "llp-ingest", "key": "uploads/mnist.pkl.gz", "version_id": "v1"}},
+    )
     ledger.advance(run_id, RunStatus.TUNING, {"tuning_job_name": f"llp-{run_id}"})
-    ledger.advance(run_id, RunStatus.DEPLOYING, {"best_training_job": f"llp-{run_id}-001", "endpoint_name": f"llp-{run_id}"})
+    ledger.advance(
+        run_id,
+        RunStatus.DEPLOYING,
+        {"best_training_job": f"llp-{run_id}-001", "endpoint_name": f"llp-{run_id}"},
+    )
     ledger.advance(run_id, RunStatus.EVALUATING)
     ledger.advance(run_id, RunStatus.SUCCEEDED, {"metrics": {"accuracy": 0.987, "f1": 0.9353}})
 
@@ -104,7 +111,9 @@ def succeed(ledger, run_id):
 def fail_in_tuning(ledger, run_id):
     ledger.start(run_id, {"source": {"bucket": "llp-ingest", "key": "bad.pkl.gz"}})
     ledger.advance(run_id, RunStatus.TUNING, {"tuning_job_name": f"llp-{run_id}"})
-    ledger.fail(run_id, TuningFailedError("every training job failed", code="NO_TRAINING_JOB_SUCCEEDED"))
+    ledger.fail(
+        run_id, TuningFailedError("every training job failed", code="NO_TRAINING_JOB_SUCCEEDED")
+    )
 
 
 # ---- target selection ------------------------------------------------------------------------
@@ -143,7 +152,13 @@ def test_both_targets_rejected():
 
 def test_no_credentials_is_clear(monkeypatch, tmp_path):
     # Given no credentials anywhere boto3 looks, and no instance metadata lookup
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SECURITY_TOKEN", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+    for name in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SECURITY_TOKEN",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "missing-credentials"))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "missing-config"))
@@ -196,7 +211,9 @@ def test_environment_selects_stack(stack, monkeypatch):
 def test_upload_prints_run_id(stack, dataset):
     run = on_stack("upload", dataset, "--key", "uploads/mnist.pkl.gz")
 
-    head = boto3.client("s3", region_name=REGION).head_object(Bucket="llp-ingest", Key="uploads/mnist.pkl.gz")
+    head = boto3.client("s3", region_name=REGION).head_object(
+        Bucket="llp-ingest", Key="uploads/mnist.pkl.gz"
+    )
     expected = run_id_for("llp-ingest", "uploads/mnist.pkl.gz", head["VersionId"], head["ETag"])
     assert run.exit_status == 0, run.err
     assert run.out.strip() == expected
@@ -358,7 +375,13 @@ def test_watch_follows_to_success(ledger):
     # Then
     lines = out.getvalue().splitlines()
     assert status == 0
-    assert [line.split()[3] for line in lines[:5]] == ["PREPARING", "TUNING", "DEPLOYING", "EVALUATING", "SUCCEEDED"]
+    assert [line.split()[3] for line in lines[:5]] == [
+        "PREPARING",
+        "TUNING",
+        "DEPLOYING",
+        "EVALUATING",
+        "SUCCEEDED",
+    ]
     assert clock.sleeps == 4
 
 
@@ -402,7 +425,9 @@ def test_watch_timeout_exits_two(ledger):
     ledger.start(RUN_A, {})
     clock = Clock()
 
-    with pytest.raises(commands.CliError, match="timed out after 30s: run 0123456789abcdef is still PREPARING"):
+    with pytest.raises(
+        commands.CliError, match="timed out after 30s while run 0123456789abcdef is still PREPARING"
+    ):
         commands.watch(watch_target(), RUN_A, 10, 30, io.StringIO(), sleep=clock.sleep, clock=clock)
     assert clock.now <= 30
 
@@ -446,9 +471,13 @@ def test_watch_rejects_zero_interval(stack):
 
 def put_results(run_id):
     s3 = boto3.client("s3", region_name=REGION)
-    s3.put_object(Bucket="llp-results", Key=f"runs/{run_id}/report.html", Body=b"<html>report</html>")
+    s3.put_object(
+        Bucket="llp-results", Key=f"runs/{run_id}/report.html", Body=b"<html>report</html>"
+    )
     s3.put_object(Bucket="llp-results", Key=f"runs/{run_id}/metrics.json", Body=b"{}")
-    s3.put_object(Bucket="llp-results", Key=f"runs/{RUN_B}/report.html", Body=b"<html>other run</html>")
+    s3.put_object(
+        Bucket="llp-results", Key=f"runs/{RUN_B}/report.html", Body=b"<html>other run</html>"
+    )
 
 
 def test_report_downloads_run(ledger, tmp_path):
