@@ -119,11 +119,40 @@ class TuningSettings(CommonSettings):
         )
 
 
+ENDPOINT_TYPES = ("instance", "serverless")
+# ProductionVariantServerlessConfig accepts 1 GiB steps from 1024 to 6144 MB (SageMaker API reference).
+SERVERLESS_MEMORY_SIZES_MIB = (1024, 2048, 3072, 4096, 5120, 6144)
+SERVERLESS_MAX_CONCURRENCY_LIMIT = 200
+
+
 @dataclass(frozen=True)
 class DeploySettings(CommonSettings):
     role_arn: str
     image: str
     hosting_instance_type: str
+    endpoint_type: str
+    serverless_memory_mib: int
+    serverless_max_concurrency: int
+
+    def __post_init__(self) -> None:
+        # Checked here rather than in from_env, so settings built in code are held to the same rules.
+        if self.endpoint_type not in ENDPOINT_TYPES:
+            raise InvalidRequestError(
+                f"invalid ENDPOINT_TYPE={self.endpoint_type!r}: expected one of {', '.join(ENDPOINT_TYPES)}",
+                code="CONFIG_INVALID",
+            )
+        if self.serverless_memory_mib not in SERVERLESS_MEMORY_SIZES_MIB:
+            raise InvalidRequestError(
+                f"invalid SERVERLESS_MEMORY_MIB={self.serverless_memory_mib}: SageMaker accepts "
+                f"{', '.join(map(str, SERVERLESS_MEMORY_SIZES_MIB))}",
+                code="CONFIG_INVALID",
+            )
+        if not 1 <= self.serverless_max_concurrency <= SERVERLESS_MAX_CONCURRENCY_LIMIT:
+            raise InvalidRequestError(
+                f"invalid SERVERLESS_MAX_CONCURRENCY={self.serverless_max_concurrency}: "
+                f"expected 1 to {SERVERLESS_MAX_CONCURRENCY_LIMIT}",
+                code="CONFIG_INVALID",
+            )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> DeploySettings:
@@ -132,6 +161,9 @@ class DeploySettings(CommonSettings):
             role_arn=_require(environ, "SAGEMAKER_ROLE_ARN"),
             image=_require(environ, "LINEAR_LEARNER_IMAGE"),
             hosting_instance_type=_require(environ, "HOSTING_INSTANCE_TYPE"),
+            endpoint_type=_require(environ, "ENDPOINT_TYPE").lower(),
+            serverless_memory_mib=_integer(environ, "SERVERLESS_MEMORY_MIB"),
+            serverless_max_concurrency=_integer(environ, "SERVERLESS_MAX_CONCURRENCY"),
         )
 
 
@@ -145,3 +177,12 @@ class EvaluateSettings(CommonSettings):
         if keep not in ("true", "false"):
             raise InvalidRequestError(f"invalid KEEP_ENDPOINT={keep!r}: expected true or false", code="CONFIG_INVALID")
         return cls(**cls.common_fields(environ), keep_endpoint=keep == "true")
+
+
+@dataclass(frozen=True)
+class FailureSettings(CommonSettings):
+    ingest_bucket: str
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> FailureSettings:
+        return cls(**cls.common_fields(environ), ingest_bucket=_require(environ, "INGEST_BUCKET"))

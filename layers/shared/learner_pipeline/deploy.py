@@ -55,15 +55,28 @@ def model_request(names: RunNames, run_id: str, model_data_url: str, settings: D
     }
 
 
+def production_variant(names: RunNames, settings: DeploySettings) -> dict[str, Any]:
+    """Build the endpoint's one production variant: a single instance, or a serverless variant.
+
+    The API reference describes ServerlessConfig as a configuration "instead of an instance-based"
+    one, so a serverless variant carries no InstanceType and no InitialInstanceCount.
+    """
+    variant: dict[str, Any] = {"VariantName": "AllTraffic", "ModelName": names.model}
+    if settings.endpoint_type == "serverless":
+        variant["ServerlessConfig"] = {
+            "MemorySizeInMB": settings.serverless_memory_mib,
+            "MaxConcurrency": settings.serverless_max_concurrency,
+        }
+    else:
+        variant["InitialInstanceCount"] = 1
+        variant["InstanceType"] = settings.hosting_instance_type
+    return variant
+
+
 def endpoint_config_request(names: RunNames, run_id: str, settings: DeploySettings) -> dict[str, Any]:
     return {
         "EndpointConfigName": names.endpoint_config,
-        "ProductionVariants": [{
-            "VariantName": "AllTraffic",
-            "ModelName": names.model,
-            "InitialInstanceCount": 1,
-            "InstanceType": settings.hosting_instance_type,
-        }],
+        "ProductionVariants": [production_variant(names, settings)],
         "Tags": [{"Key": RUN_TAG, "Value": run_id}],
     }
 
