@@ -24,6 +24,7 @@ from learner_pipeline.recordio import (  # noqa: E402
     RECORDIO_MAGIC,
     RecordIOError,
     encode_dense_tensor,
+    encode_dense_tensor_buffer,
     encoded_row_size,
     read_dense_tensor,
     write_numpy_to_dense_tensor,
@@ -193,6 +194,74 @@ def test_write_file_matches_encode(tmp_path) -> None:
     assert path.read_bytes() == encode_dense_tensor(array)
 
 
+# --- writer: one buffer -------------------------------------------------------------------------
+
+
+@SETTINGS
+@given(st.one_of(small_arrays(), wide_arrays()))
+def test_buffer_matches_sdk(case: tuple[np.ndarray, np.ndarray | None]) -> None:
+    array, labels = case
+    assert bytes(encode_dense_tensor_buffer(array, labels)) == sdk_encode(array, labels)
+
+
+@pytest.mark.parametrize("label_dtype", LABEL_DTYPES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_buffer_special_values_match_sdk(dtype: type, label_dtype: type | None) -> None:
+    rng = np.random.default_rng(8)
+    array = random_array(rng, (40, 13), dtype)
+    labels = None if label_dtype is None else random_array(rng, (40,), label_dtype)
+
+    assert bytes(encode_dense_tensor_buffer(array, labels)) == sdk_encode(array, labels)
+
+
+def test_buffer_many_chunks_matches_sdk() -> None:
+    # Given about 2.2 MB of output, so the buffer is filled in three chunks
+    rng = np.random.default_rng(9)
+    array = rng.random((700, 784), dtype=np.float32)
+    labels = (rng.random(700) < 0.5).astype(np.float32)
+
+    assert bytes(encode_dense_tensor_buffer(array, labels)) == sdk_encode(array, labels)
+
+
+def test_buffer_signalling_nan_quieted() -> None:
+    array = np.array([[0x7F800001, 0xFF800001]], dtype=np.uint32).view(np.float32)
+    labels = np.array([0x7F800002], dtype=np.uint32).view(np.float32)
+
+    encoded = bytes(encode_dense_tensor_buffer(array, labels))
+
+    assert encoded == sdk_encode(array, labels)
+
+
+def test_buffer_leaves_input_unchanged() -> None:
+    array = np.array([[0x7F800001, 1]], dtype=np.uint32).view(np.float32)
+    before = array.tobytes()
+
+    encode_dense_tensor_buffer(array)
+
+    assert array.tobytes() == before
+
+
+def test_buffer_is_flat_bytes_view() -> None:
+    view = encode_dense_tensor_buffer(np.ones((3, 4), dtype=np.float32), np.ones(3, np.float32))
+
+    assert view.format == "B"
+    assert view.ndim == 1
+    assert view.c_contiguous
+    assert len(view) == 3 * encoded_row_size(4, np.float32, True)
+
+
+def test_buffer_empty_rows() -> None:
+    view = encode_dense_tensor_buffer(np.zeros((0, 5), dtype=np.float32))
+
+    assert len(view) == 0
+
+
+def test_buffer_int_empty_rows() -> None:
+    view = encode_dense_tensor_buffer(np.zeros((0, 5), dtype=np.int64))
+
+    assert len(view) == 0
+
+
 # --- writer: rejections -----------------------------------------------------------------------
 
 BAD_INPUTS = {
@@ -221,6 +290,12 @@ def test_sdk_rejects_bad_input(case: tuple[np.ndarray, np.ndarray | None]) -> No
 def test_encode_rejects_bad_input(case: tuple[np.ndarray, np.ndarray | None]) -> None:
     with pytest.raises(ValueError):
         encode_dense_tensor(*case)
+
+
+@pytest.mark.parametrize("case", BAD_INPUTS.values(), ids=BAD_INPUTS.keys())
+def test_buffer_rejects_bad_input(case: tuple[np.ndarray, np.ndarray | None]) -> None:
+    with pytest.raises(ValueError):
+        encode_dense_tensor_buffer(*case)
 
 
 def test_encode_out_of_range_message_like_sdk() -> None:
