@@ -611,7 +611,9 @@ def _convert_images(name: str, images: np.ndarray, notes: list[str]) -> np.ndarr
         in_pixel_range = images.min() >= 0 and images.max() <= _MAX_PIXEL
         if in_pixel_range:
             notes.append("integer pixels in [0, 255] were scaled to [0, 1]")
-            converted = images.astype(np.float32) / np.float32(_MAX_PIXEL)
+            # Divided in place, so no second float32 copy of the images exists.
+            converted = images.astype(np.float32)
+            converted /= np.float32(_MAX_PIXEL)
         else:
             notes.append("integer features outside [0, 255] were cast to float32 without scaling")
             converted = images.astype(np.float32)
@@ -627,10 +629,12 @@ def _convert_images(name: str, images: np.ndarray, notes: list[str]) -> np.ndarr
 
 
 def _check_finite(name: str, original: np.ndarray, converted: np.ndarray) -> None:
-    finite_rows = np.isfinite(converted).all(axis=1)
-    if finite_rows.all():
+    # min and max return NaN if any value is NaN, and infinity if any value is infinite, so
+    # valid images pass without a boolean array of their size.
+    if converted.size == 0 or (np.isfinite(converted.min()) and np.isfinite(converted.max())):
         return
 
+    finite_rows = np.isfinite(converted).all(axis=1)
     bad_rows = np.flatnonzero(~finite_rows)
     row = int(bad_rows[0])
     column = int(np.flatnonzero(~np.isfinite(converted[row]))[0])

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Callable
+from collections.abc import Buffer, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from learner_pipeline.dataset import Dataset, Split, binary_labels, check_classes
-from learner_pipeline.recordio import encode_dense_tensor, encoded_row_size
+from learner_pipeline.recordio import encode_dense_tensor_buffer, encoded_row_size
 from learner_pipeline.runs import RunLayout
 
-# Called with (key, body, content type) for every object prepare writes.
-Sink = Callable[[str, bytes, str], None]
+# Called with (key, body, content type) for every object prepare writes. The body is a bytes-like
+# object (a memoryview over a numpy array) that is freed once the call returns, so the sink must
+# upload or copy it before returning. botocore accepts it only wrapped in a file object.
+Sink = Callable[[str, Buffer, str], None]
 
 RECORDIO_CONTENT_TYPE = "application/x-recordio-protobuf"
 
@@ -43,15 +45,41 @@ def write_channel(split: Split, labels: np.ndarray, channel: str, layout: RunLay
     keys = []
     for index, (start, stop) in enumerate(shard_bounds(len(labels), row_bytes, options.shard_bytes, min_shards)):
         key = layout.shard_key(channel, index)
-        sink(key, encode_dense_tensor(split.images[start:stop], labels[start:stop]), RECORDIO_CONTENT_TYPE)
+        # Passed without a name, so the shard's buffer is freed before the next one is encoded.
+        sink(key, encode_dense_tensor_buffer(split.images[start:stop], labels[start:stop]), RECORDIO_CONTENT_TYPE)
         keys.append(key)
     return keys
 
 
-def _npy_bytes(array: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    np.save(buffer, array, allow_pickle=False)
-    return buffer.getvalue()
+def npy_buffer(array: np.ndarray) -> memoryview:
+    """Encode an array in the .npy format into one new buffer, with the bytes np.save writes.
+
+    The header goes into a small BytesIO and the data is copied once, straight into the
+    buffer, where np.save into a BytesIO would copy it in pieces and grow the BytesIO.
+    Raises ValueError for object arrays, as np.save does with allow_pickle=False.
+    """
+    array = np.asarray(array)
+    if array.dtype.hasobject:
+        raise ValueError(f"cannot write an array of dtype {array.dtype} to .npy without pickle")
+    if not (array.flags.c_contiguous or array.flags.f_contiguous):
+        array = array.copy(order="C")
+
+    header_data = np.lib.format.header_data_from_array_1_0(array)
+    header = io.BytesIO()
+    # np.save writes version 1.0 unless the header is longer than 65,535 bytes.
+    try:
+        np.lib.format.write_array_header_1_0(header, header_data)
+    except ValueError:
+        header = io.BytesIO()
+        np.lib.format.write_array_header_2_0(header, header_data)
+
+    # A Fortran-ordered array is stored column by column, which is its transpose in C order.
+    data = array.T if header_data["fortran_order"] else array
+    header_bytes = header.getbuffer()
+    output = np.empty(len(header_bytes) + array.nbytes, dtype=np.uint8)
+    output[: len(header_bytes)] = np.frombuffer(header_bytes, dtype=np.uint8)
+    output[len(header_bytes) :] = data.reshape(-1).view(np.uint8)
+    return memoryview(output).cast("B")
 
 
 def prepare_run(dataset: Dataset, layout: RunLayout, options: PrepareOptions, sink: Sink,
@@ -66,8 +94,8 @@ def prepare_run(dataset: Dataset, layout: RunLayout, options: PrepareOptions, si
         shards[split.name] = write_channel(split, labels, split.name, layout, options, sink)
         positives[split.name] = int(labels.sum())
 
-    sink(layout.test_features_key, _npy_bytes(dataset.test.images), "application/octet-stream")
-    sink(layout.test_labels_key, _npy_bytes(dataset.test.labels), "application/octet-stream")
+    sink(layout.test_features_key, npy_buffer(dataset.test.images), "application/octet-stream")
+    sink(layout.test_labels_key, npy_buffer(dataset.test.labels), "application/octet-stream")
     positives["test"] = int((dataset.test.labels == options.positive_label).sum())
 
     return {
