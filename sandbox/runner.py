@@ -131,7 +131,12 @@ class Sandbox:
         for _copy in range(2 if self.deliver_twice else 1):
             for target in targets:
                 if target.function is None:
-                    logger.warning("rule target %s is not a function of the stack; event not delivered", target.arn)
+                    if target.arn.split(":")[2] == "sqs":
+                        _send_to_destination(target.arn, json.dumps(_target_payload(target, event), default=str),
+                                             {}, self.stack.context.region)
+                    else:
+                        logger.warning("rule target %s is neither a function of the stack nor a queue; "
+                                       "event not delivered", target.arn)
                     continue
                 self._invoke_async(target.function, _target_payload(target, event))
 
@@ -200,7 +205,16 @@ class Sandbox:
                 "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
                 "responsePayload": {"errorMessage": str(error), "errorType": error_type},
             }
-            _send_to_destination(spec.on_failure_destination_arn, json.dumps(record, default=str), {}, region)
+            if spec.on_failure_destination_arn.split(":")[2] == "events":
+                # Lambda puts the record on the bus as a "Lambda Function Invocation Result - Failure" event.
+                self.bus.put({
+                    "version": "0", "id": str(uuid.uuid4()), "source": "lambda",
+                    "detail-type": "Lambda Function Invocation Result - Failure",
+                    "account": self.stack.context.account_id, "region": region,
+                    "time": record["timestamp"], "resources": [f"{spec.arn}:$LATEST"], "detail": record,
+                })
+            else:
+                _send_to_destination(spec.on_failure_destination_arn, json.dumps(record, default=str), {}, region)
         elif spec.dead_letter_target_arn:
             attributes = {
                 "RequestID": {"DataType": "String", "StringValue": request_id},

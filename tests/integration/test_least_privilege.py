@@ -23,7 +23,8 @@ from tests.iam import CallRecorder, Fault, IamCall, PolicySet
 from tests.support import digits_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
-FUNCTIONS = ("PrepareFunction", "StartTuningFunction", "DeployFunction", "EvaluateFunction")
+CHAIN = ("PrepareFunction", "StartTuningFunction", "DeployFunction", "EvaluateFunction")
+FUNCTIONS = (*CHAIN, "RecordFailureFunction")
 EXECUTION_ROLE = "SageMakerExecutionRole"
 SAGEMAKER_SERVICE = "sagemaker.amazonaws.com"
 
@@ -175,6 +176,18 @@ def run_scenarios(sandbox: RecordingSandbox) -> None:
     s3_client().put_object(Bucket=artifacts, Key="stray/manifest.json", Body=b"{}")
     sandbox.run_until_idle()
 
+    # Evaluate cannot read the run's data on any attempt, so RecordFailureFunction ends the run and
+    # deletes its hosting. It fails once itself first, so Lambda retries it too.
+    sandbox.recorder.faults.append(Fault("EvaluateFunction", "GetObject", "AccessDenied", status=403, times=3))
+    sandbox.recorder.faults.append(Fault("RecordFailureFunction", "GetItem", "AccessDeniedException", status=400))
+    put_upload(sandbox, "uploads/evaluate-crashes.pkl.gz", digits_dataset(rows=(120, 40, 40), seed=14))
+    sandbox.run_until_idle()
+
+    # Prepare crashes before it records the run, so RecordFailureFunction creates the FAILED run.
+    sandbox.recorder.faults.append(Fault("PrepareFunction", "PutItem", "AccessDeniedException", status=400, times=3))
+    put_upload(sandbox, "uploads/prepare-crashes.pkl.gz", digits_dataset(rows=(60, 20, 20), seed=15))
+    sandbox.run_until_idle()
+
 
 @pytest.fixture(scope="module")
 def recording() -> Iterator[Recording]:
@@ -205,6 +218,8 @@ def recording() -> Iterator[Recording]:
     ("uploads/tuning-fails.pkl.gz", "FAILED", "TUNING_FAILED"),
     ("uploads/endpoint-fails.pkl.gz", "FAILED", "ENDPOINT_FAILED"),
     ("uploads/large.pkl.gz", "PREPARING", None),
+    ("uploads/evaluate-crashes.pkl.gz", "FAILED", "FUNCTION_FAILED"),
+    ("uploads/prepare-crashes.pkl.gz", "FAILED", "FUNCTION_FAILED"),
 ])
 def test_scenario_outcome(recording, key, status, error_code):
     run = recording.runs[key]
@@ -218,7 +233,7 @@ def test_scenario_faults_consumed(recording):
 
 
 def test_scenario_dead_letter(recording):
-    assert recording.dead_lettered == {"StartTuningFunction": 1}
+    assert recording.dead_lettered == {"StartTuningFunction": 1, "EvaluateFunction": 1, "PrepareFunction": 1}
 
 
 @pytest.mark.parametrize(("principal", "action"), [
@@ -230,7 +245,9 @@ def test_scenario_dead_letter(recording):
     ("EvaluateFunction", "sagemaker:DeleteEndpointConfig"),
     ("EvaluateFunction", "sagemaker:DeleteModel"),
     ("EvaluateFunction", "sns:Publish"),
-    (destination_principal("StartTuningFunction"), "sqs:SendMessage"),
+    ("RecordFailureFunction", "dynamodb:PutItem"),
+    ("RecordFailureFunction", "sagemaker:DeleteEndpoint"),
+    ("RecordFailureFunction", "sns:Publish"),
 ])
 def test_scenario_reached(recording, principal, action):
     assert action in {call.action for call in recording.by(principal)}
@@ -251,12 +268,21 @@ def test_function_unused_grants(recording, function):
     assert unused == [], f"{function} has grants no scenario used:\n" + "\n".join(unused)
 
 
-@pytest.mark.parametrize("function", FUNCTIONS)
+@pytest.mark.parametrize("function", CHAIN)
 def test_failure_destination_allowed(recording, function):
-    # Lambda sends to the on-failure destination with the function's role, by queue ARN, so the
-    # sandbox's own GetQueueUrl lookup is not part of it.
-    sends = [call for call in recording.by(destination_principal(function)) if call.action == "sqs:SendMessage"]
-    assert recording.policies[function].missing(sends) == []
+    # Lambda puts the invocation record on the default bus with the function's role. The sandbox
+    # hands it to its own bus without a boto3 call, so the authorization is checked as AWS makes it.
+    bus = "arn:aws:events:us-east-1:123456789012:event-bus/default"
+    put = IamCall(principal=destination_principal(function), operation="PutEvents", action="events:PutEvents",
+                  resource=bus)
+    assert recording.policies[function].missing([put]) == []
+
+
+def test_record_failure_destination_allowed(recording):
+    # RecordFailureFunction's own failures go straight to the queue, by queue ARN.
+    sends = [call for call in recording.by(destination_principal("RecordFailureFunction"))
+             if call.action == "sqs:SendMessage"]
+    assert recording.policies["RecordFailureFunction"].missing(sends) == []
 
 
 def test_execution_role_missing_grants(recording):

@@ -137,6 +137,6 @@ def test_architecture_names_every_function():
     architecture = (DOCS / "architecture.md").read_text(encoding="utf-8")
     functions = [name for name, resource in template()["Resources"].items()
                  if resource["Type"] == "AWS::Serverless::Function"]
-    assert len(functions) == 4
+    assert len(functions) == 5
     missing = [name for name in functions if name not in architecture]
     assert missing == [], f"docs/architecture.md does not describe {missing}"

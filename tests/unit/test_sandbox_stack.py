@@ -350,7 +350,8 @@ def test_generated_names_fit_limits(tmp_path):
 
 
 def test_project_functions_loaded(project_stack):
-    assert set(project_stack.functions) == {"PrepareFunction", "StartTuningFunction", "DeployFunction", "EvaluateFunction"}
+    assert set(project_stack.functions) == {"PrepareFunction", "StartTuningFunction", "DeployFunction", "EvaluateFunction",
+                                            "RecordFailureFunction"}
     for spec in project_stack.functions.values():
         assert (spec.code_dir / "app.py").is_file(), spec.code_dir
         assert ROOT / "layers" / "shared" in spec.layer_dirs
@@ -491,7 +492,8 @@ def test_create_project_resources(project_stack):
         created = project_stack.create_resources()
 
         assert {"IngestBucket", "ArtifactsBucket", "ResultsBucket", "LedgerTable", "RunsTopic", "DeadLetterQueue"} <= set(created)
-        assert len(boto3.client("events", region_name=REGION).list_rules()["Rules"]) == 4
+        # One rule per function, plus the rule that keeps failed invocation records in the queue.
+        assert len(boto3.client("events", region_name=REGION).list_rules()["Rules"]) == 6
 
 
 # Loading handlers

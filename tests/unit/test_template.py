@@ -13,7 +13,8 @@ from sandbox.stack import Stack
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
-FUNCTIONS = {"PrepareFunction", "StartTuningFunction", "DeployFunction", "EvaluateFunction"}
+CHAIN = {"PrepareFunction", "StartTuningFunction", "DeployFunction", "EvaluateFunction"}
+FUNCTIONS = CHAIN | {"RecordFailureFunction"}
 
 
 class CloudFormationLoader(yaml.SafeLoader):
@@ -46,7 +47,7 @@ def test_cfn_lint_clean():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_translates_to_four_functions():
+def test_translates_to_chain_functions():
     stack = Stack.from_template(TEMPLATE)
     assert set(stack.functions) == FUNCTIONS
 

@@ -14,12 +14,13 @@ from botocore.exceptions import ClientError
 from learner_pipeline.aws.sagemaker import SageMaker
 from learner_pipeline.aws.storage import Storage
 from learner_pipeline.aws.tracker import RunTracker
-from learner_pipeline.config import DeploySettings, EvaluateSettings, PrepareSettings, TuningSettings
+from learner_pipeline.config import CommonSettings, DeploySettings, EvaluateSettings, PrepareSettings, TuningSettings
 from learner_pipeline.dataset import LoadLimits, load_dataset
 from learner_pipeline.deploy import (best_training_job, endpoint_config_request, endpoint_request, model_request,
                                      tuning_failure)
 from learner_pipeline.errors import EndpointFailedError, InvalidDatasetError, InvalidRequestError, PipelineError
 from learner_pipeline.evaluation import evaluate_predictions
+from learner_pipeline.failures import parse_failure, run_reference
 from learner_pipeline.inference import TransientInvokeError, predict_all
 from learner_pipeline.prepare import PrepareOptions, prepare_run
 from learner_pipeline.runs import RunLayout, RunNames, RunStatus, run_id_for, run_id_from_manifest_key, run_id_from_name
@@ -263,3 +264,31 @@ def clean_up_hosting(names: RunNames, sagemaker: SageMaker, *, keep_model: bool)
     if not keep_model:
         sagemaker.delete_quietly("delete_model", ModelName=names.model)
     logger.info("hosting resources deleted", extra={"endpoint_name": names.endpoint, "model_kept": keep_model})
+
+
+# ---- a function that exhausted its retries -------------------------------------------------------
+
+def record_function_failure(record: dict[str, Any], settings: CommonSettings, tracker: RunTracker,
+                            sagemaker: SageMaker, ingest_bucket: str | None) -> StepResult:
+    """End the run a failed invocation was about as FAILED, and clean up the hosting it may have created."""
+    failure = parse_failure(record)
+    reference = run_reference(failure.payload, settings.name_prefix, ingest_bucket)
+    if not reference.run_ids:
+        logger.error("failed invocation belongs to no run; its record stays in the dead-letter queue",
+                     extra={"function_name": failure.function_name, "error_type": failure.error_type})
+        return StepResult(None, "ignored", failure.function_name)
+
+    run_id = next((candidate for candidate in reference.run_ids if tracker.get(candidate)), reference.run_ids[0])
+    logger.append_keys(run_id=run_id)
+    if tracker.get(run_id) is None and reference.upload is not None:
+        # Prepare failed before it recorded the run: record it now so the upload gets a verdict.
+        tracker.ledger.start(run_id, {"source": reference.upload})
+
+    error = PipelineError(
+        f"function {failure.function_name} failed after {failure.attempts} attempts: {failure.error_type}: "
+        f"{failure.error_message[:500]}; the event is kept in the dead-letter queue. Read the function's "
+        "CloudWatch logs, fix the cause, then upload the dataset again", code="FUNCTION_FAILED")
+    failed = tracker.fail(run_id, error, {"failed_function": failure.function_name})
+    if failed and reference.hosting_created:
+        clean_up_hosting(RunNames.for_run(settings.name_prefix, run_id), sagemaker, keep_model=False)
+    return StepResult(run_id, "failed" if failed else "ignored", error.code)
