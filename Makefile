@@ -9,11 +9,12 @@ export PATH := $(abspath $(VENV))/bin:$(dir $(PYTHON_BOOTSTRAP)):$(PATH)
 
 .PHONY: setup test unit integration e2e lint validate build deploy demo bench clean
 
-$(VENV)/.installed: requirements-dev.txt layers/shared/requirements.txt layers/plotting/requirements.txt
+$(VENV)/.installed: requirements-dev.txt layers/shared/requirements.txt layers/plotting/requirements.txt pyproject.toml
 	@test -n "$(PYTHON_BOOTSTRAP)" || { echo "python3.13 not found: install it (pyenv install 3.13) or set PYTHON_BOOTSTRAP"; exit 2; }
 	test -x $(PY) || $(PYTHON_BOOTSTRAP) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements-dev.txt
+	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 
 # checkov lives in its own environment: it pins a boto3 far older than moto and the SAM CLI need.

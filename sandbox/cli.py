@@ -32,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
+    commands.add_parser("up", help="serve the sandbox stack's AWS on a loopback port until Ctrl-C "
+                                   "(see python -m sandbox up --help)")
     run = commands.add_parser("run", help="upload a dataset to the sandbox ingest bucket and run the chain to its end")
     run.add_argument("file", type=Path, help="dataset in the mnist.pkl.gz layout: a gzip'd pickle of (train, validation, test)")
     run.add_argument("--results", type=Path, required=True, help="directory that receives <run_id>/ with the run's result files")
@@ -57,9 +59,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None, *, stdout: TextIO | None = None) -> int:
     """Run the command line; return the exit status."""
     out = stdout or sys.stdout
+    arguments_list = sys.argv[1:] if argv is None else argv
+    if arguments_list[:1] == ["up"]:
+        # `up` has its own options and runs until stopped, so the server module parses them.
+        from sandbox.server import main as serve
+
+        return serve(arguments_list[1:], stdout=stdout, prog="python -m sandbox up")
     parser = build_parser()
     try:
-        arguments = parser.parse_args(argv)
+        arguments = parser.parse_args(arguments_list)
     except SystemExit as exit_request:
         return int(exit_request.code or 0) and EXIT_USAGE
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
