@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from learner_pipeline.report import GALLERY_LIMIT
 from tests.unit.test_report import CHROMIUM, black_mask, heatmap_mask, screenshot
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -14,7 +15,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 # Gallery pictures are 84 x 84 CSS pixels inside a 1 px border of #d0d7de, so each border is an 86 x 86 ring.
 TILE_BORDER = np.array([208, 215, 222]) / 255
 TILE_SIZE = 86
-GALLERY_LIMIT = 48
 DIGIT_IMAGE = re.compile(r"<img class='digit'[^>]*>")
 
 
@@ -76,7 +76,7 @@ def test_sandbox_report_shows_gallery(sandbox_run, screenshots):
     assert errors > 0
     assert len(tiles) == min(errors, GALLERY_LIMIT)
 
-    # And every picture holds digit strokes
+    # And every picture contains digit strokes
     for rows, columns in tiles:
         assert gallery_strokes[rows, columns].sum() > 50, (rows, columns)
 

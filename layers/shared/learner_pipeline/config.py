@@ -24,7 +24,7 @@ def _require(environ: Mapping[str, str], name: str) -> str:
 def _integer(environ: Mapping[str, str], name: str, minimum: int = 0) -> int:
     raw = _require(environ, name)
     try:
-        value = int(float(raw))
+        value = int(raw)
     except ValueError as exc:
         raise InvalidRequestError(f"invalid {name}={raw!r}: expected an integer", code="CONFIG_INVALID") from exc
     if value < minimum:
@@ -138,19 +138,21 @@ class DeploySettings(CommonSettings):
         # Checked here rather than in from_env, so settings built in code are held to the same rules.
         if self.endpoint_type not in ENDPOINT_TYPES:
             raise InvalidRequestError(
-                f"invalid ENDPOINT_TYPE={self.endpoint_type!r}: expected one of {', '.join(ENDPOINT_TYPES)}",
+                f"invalid ENDPOINT_TYPE={self.endpoint_type!r}: expected one of {', '.join(ENDPOINT_TYPES)} "
+                "(template parameter EndpointType)",
                 code="CONFIG_INVALID",
             )
         if self.serverless_memory_mib not in SERVERLESS_MEMORY_SIZES_MIB:
             raise InvalidRequestError(
-                f"invalid SERVERLESS_MEMORY_MIB={self.serverless_memory_mib}: SageMaker accepts "
-                f"{', '.join(map(str, SERVERLESS_MEMORY_SIZES_MIB))}",
+                f"invalid SERVERLESS_MEMORY_MIB={self.serverless_memory_mib}: expected one of "
+                f"{', '.join(map(str, SERVERLESS_MEMORY_SIZES_MIB))}, the sizes SageMaker accepts "
+                "(template parameter ServerlessMemoryMiB)",
                 code="CONFIG_INVALID",
             )
         if not 1 <= self.serverless_max_concurrency <= SERVERLESS_MAX_CONCURRENCY_LIMIT:
             raise InvalidRequestError(
                 f"invalid SERVERLESS_MAX_CONCURRENCY={self.serverless_max_concurrency}: "
-                f"expected 1 to {SERVERLESS_MAX_CONCURRENCY_LIMIT}",
+                f"expected 1 to {SERVERLESS_MAX_CONCURRENCY_LIMIT} (template parameter ServerlessMaxConcurrency)",
                 code="CONFIG_INVALID",
             )
 
