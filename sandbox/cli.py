@@ -115,12 +115,25 @@ def _run(arguments: argparse.Namespace, out: TextIO) -> int:
 
 
 def _usage_problem(arguments: argparse.Namespace) -> str | None:
+    if arguments.file.is_dir():
+        return f"dataset file {arguments.file} is a directory: pass the path of an mnist.pkl.gz-style file"
     if not arguments.file.is_file():
         return f"dataset file {arguments.file} not found: pass the path of an mnist.pkl.gz-style file"
+    key = arguments.key or arguments.file.name
+    if not key.endswith(".pkl.gz"):
+        return (f"object key {key!r} does not end in .pkl.gz, so the ingest rule would not start a run: "
+                "rename the file or pass --key NAME.pkl.gz")
     if not arguments.template.is_file():
         return f"template {arguments.template} not found: pass --template PATH"
     if arguments.results.exists() and not arguments.results.is_dir():
         return f"--results {arguments.results} exists and is not a directory"
+    try:
+        arguments.results.mkdir(parents=True, exist_ok=True)
+        probe = arguments.results / ".write-check"
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        return f"--results {arguments.results} is not a writable directory ({exc.strerror}): pass another path"
     if arguments.positive_label is not None and arguments.positive_label < 0:
         return f"--positive-label must be 0 or greater, got {arguments.positive_label}"
     return None

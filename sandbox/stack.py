@@ -359,9 +359,14 @@ def _parameter_value(name: str, declaration: Mapping[str, Any], raw: Any) -> Any
     value = _environment_value(raw)
     if parameter_type == "Number":
         try:
-            float(value)
+            number = float(value)
         except ValueError:
             raise TemplateError(f"parameter {name} is a Number, got {value!r}") from None
+        # CloudFormation rejects a Number outside MinValue..MaxValue when the stack is created.
+        if "MinValue" in declaration and number < float(declaration["MinValue"]):
+            raise TemplateError(f"parameter {name}={value} is below its MinValue {declaration['MinValue']}")
+        if "MaxValue" in declaration and number > float(declaration["MaxValue"]):
+            raise TemplateError(f"parameter {name}={value} is above its MaxValue {declaration['MaxValue']}")
     return value
 
 

@@ -57,6 +57,10 @@ OUTCOME_METRICS = {
 }
 
 
+def ignored_reason(run: dict[str, Any] | None) -> str:
+    return "run not found in the ledger" if run is None else f"run is {run['status']}"
+
+
 # ---- prepare -------------------------------------------------------------------------------------
 
 def prepare_upload(bucket: str, key: str, version_id: str | None, etag: str | None, settings: PrepareSettings,
@@ -122,7 +126,7 @@ def start_tuning(bucket: str, key: str, settings: TuningSettings, tracker: RunTr
     run = tracker.get(run_id)
     if run is None or run["status"] not in (RunStatus.PREPARING.value, RunStatus.TUNING.value):
         logger.info("run is not waiting for tuning; event ignored", extra={"status": (run or {}).get("status")})
-        return StepResult(run_id, "ignored", str((run or {}).get("status")))
+        return StepResult(run_id, "ignored", ignored_reason(run))
 
     names = RunNames.for_run(settings.name_prefix, run_id)
     try:
@@ -159,7 +163,7 @@ def deploy_best_model(tuning_job_name: str, status: str, failure_reason: str | N
     run = tracker.get(run_id)
     if run is None or run["status"] not in (RunStatus.TUNING.value, RunStatus.DEPLOYING.value):
         logger.info("run is not waiting for deployment; event ignored", extra={"status": (run or {}).get("status")})
-        return StepResult(run_id, "ignored", str((run or {}).get("status")))
+        return StepResult(run_id, "ignored", ignored_reason(run))
 
     if status != "Completed":
         error = tuning_failure(tuning_job_name, status, failure_reason)
@@ -208,7 +212,7 @@ def evaluate_endpoint(endpoint_name: str, status: str, failure_reason: str | Non
     run = tracker.get(run_id)
     if run is None or run["status"] not in (RunStatus.DEPLOYING.value, RunStatus.EVALUATING.value):
         logger.info("run is not waiting for evaluation; event ignored", extra={"status": (run or {}).get("status")})
-        return StepResult(run_id, "ignored", str((run or {}).get("status")))
+        return StepResult(run_id, "ignored", ignored_reason(run))
     names = RunNames.for_run(settings.name_prefix, run_id)
 
     if status != "IN_SERVICE":

@@ -1,0 +1,51 @@
+"""Usage errors of `python -m sandbox run`: exit 2 with a message that says what to do."""
+
+import io
+
+import pytest
+
+from sandbox.cli import main
+from sandbox.stack import Stack, TemplateError
+from tests.e2e.conftest import ROOT
+
+
+@pytest.fixture
+def run_cli(capsys):
+    """Run the CLI and return its exit status and what it wrote to stderr."""
+    def run(*arguments: str) -> tuple[int, str]:
+        status = main(["run", *arguments], stdout=io.StringIO())
+        return status, capsys.readouterr().err
+    return run
+
+
+def test_directory_as_file(tmp_path, run_cli):
+    folder = tmp_path / "data.pkl.gz"
+    folder.mkdir()
+    status, output = run_cli(str(folder), "--results", str(tmp_path / "r"))
+    assert status == 2
+    assert "is a directory" in output
+
+
+def test_key_without_suffix(tmp_path, run_cli):
+    path = tmp_path / "notes.bin"
+    path.write_bytes(b"x")
+    status, output = run_cli(str(path), "--results", str(tmp_path / "r"))
+    assert status == 2
+    assert "--key NAME.pkl.gz" in output
+    assert not (tmp_path / "r" / ".function-logs.jsonl").exists()
+
+
+def test_results_not_writable(tmp_path, run_cli):
+    path = tmp_path / "mnist.pkl.gz"
+    path.write_bytes(b"x")
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    status, output = run_cli(str(path), "--results", str(blocker / "sub"))
+    assert status == 2
+    assert "not a writable directory" in output
+
+
+@pytest.mark.parametrize(("name", "value", "word"), [("MaxJobs", "0", "MinValue"), ("MaxParallelJobs", "11", "MaxValue")])
+def test_number_parameter_range(name, value, word):
+    with pytest.raises(TemplateError, match=word):
+        Stack.from_template(ROOT / "template.yaml", {name: value})
