@@ -16,6 +16,7 @@ import os
 import time
 import traceback
 import uuid
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -33,6 +34,10 @@ from sandbox.handlers import LoadedFunction, load_function
 from sandbox.stack import FunctionSpec, Stack, TargetSpec
 
 logger = logging.getLogger(__name__)
+
+# Powertools warns when an idempotent repeat returns the stored result without adding a metric,
+# which --deliver-twice does on purpose.
+warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 
 RUN_STAGES = ("PREPARING", "TUNING", "DEPLOYING", "EVALUATING", "SUCCEEDED", "FAILED")
 _FAKE_CREDENTIALS = {
