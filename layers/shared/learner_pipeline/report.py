@@ -132,7 +132,7 @@ def _run_section(context: ReportContext) -> str:
     facts: list[tuple[str, Any]] = [
         ("Run id", context.run_id),
         ("Source file", context.source),
-        ("Positive class", f"label {context.positive_label} (every other label is class 0)"),
+        ("Positive class", f"class 1 is label {context.positive_label}; class 0 is every other label"),
         ("Created", _format_time(context.created_at)),
         ("Finished", _format_time(context.finished_at)),
         ("Tuning job", context.tuning_job_name),
