@@ -135,3 +135,35 @@ def test_evaluate_package_fits_lambda_limit(build_dir):
     total = sum(_tree_bytes(build_dir / name) for name in ("EvaluateFunction", "SharedLayer", "PlottingLayer"))
     assert total < 250 * 1000 * 1000, f"{total / 1e6:.1f} MB"
     assert not (build_dir / "PlottingLayer" / "python" / "numpy").exists()
+
+
+KEY = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+BUCKETS = ("IngestBucket", "ArtifactsBucket", "ResultsBucket")
+
+
+def _role_sids(stack: Stack, role: str) -> set:
+    return {statement.get("Sid") for policy in stack.properties(role).get("Policies", [])
+            for statement in policy["PolicyDocument"]["Statement"]}
+
+
+def _function_roles(stack: Stack) -> list[str]:
+    return [stack.cloudformation["Resources"][name]["Properties"]["Role"]["Fn::GetAtt"][0] for name in FUNCTIONS]
+
+
+def test_kms_key_encrypts_buckets():
+    stack = Stack.from_template(TEMPLATE, {"KmsKeyArn": KEY})
+    for bucket in BUCKETS:
+        rule = stack.properties(bucket)["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+        assert rule["ServerSideEncryptionByDefault"] == {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": KEY}, bucket
+        assert rule["BucketKeyEnabled"] is True
+    for role in [*_function_roles(stack), "SageMakerExecutionRole"]:
+        assert "UseBucketKey" in _role_sids(stack, role), role
+
+
+def test_default_uses_s3_managed_keys():
+    stack = Stack.from_template(TEMPLATE)
+    for bucket in BUCKETS:
+        rule = stack.properties(bucket)["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+        assert rule["ServerSideEncryptionByDefault"] == {"SSEAlgorithm": "AES256"}, bucket
+    for role in [*_function_roles(stack), "SageMakerExecutionRole"]:
+        assert "UseBucketKey" not in _role_sids(stack, role), role
