@@ -103,8 +103,9 @@ def render(results: dict[str, object], seconds: float) -> str:
         "",
         "## 1. RecordIO writer",
         "",
-        "`benchmarks/bench_recordio.py`: seeded uniform data in the tutorial's training shape, "
-        "written into a BytesIO.",
+        "`benchmarks/bench_recordio.py`: seeded uniform data in the tutorial's training shape. "
+        "`ours` is `encode_dense_tensor_buffer`, which prepare uses and which returns a memoryview of "
+        "a numpy array. `ours_bytes` and `sdk` write into a BytesIO.",
         "",
         bench_recordio.format_table(recordio),
         "",
@@ -113,19 +114,23 @@ def render(results: dict[str, object], seconds: float) -> str:
         f"of the numpy copy ({_met(recordio['ours_over_copy'] <= COPY_SLOWDOWN_TARGET)}) and of the "
         f"bytes copy ({_met(recordio['ours_over_copy_bytes'] <= COPY_SLOWDOWN_TARGET)}). numpy's copy "
         "lands in transparent huge pages and takes fewer page faults than a copy into bytes, which "
-        "is why the two baselines differ.",
+        "is why the two baselines differ, and why `ours` fills a numpy array.",
         "",
         "## 2. Whole prepare against the tutorial's recipe",
         "",
         "`benchmarks/bench_prepare.py` on full-scale Fashion-MNIST in the tutorial layout. Each run is "
-        "a fresh interpreter that has imported boto3, moto and the SDK and created the bucket before "
-        "the clock starts. Ours also writes the test split as .npy, which the tutorial recipe does not. "
-        "moto keeps the uploads in the same process, so both peaks include its copies.",
+        "a fresh interpreter that has imported boto3 and what its variant needs (the SDK for the "
+        "recipe, the shared layer for ours) and created the bucket before the clock starts. moto's "
+        "S3 server runs in a separate process on 127.0.0.1, so its work and its copies of the "
+        "objects are outside the measured process. Ours uploads through the function's own "
+        "`Storage.write_bytes` and also writes the test split as .npy, which the recipe does not. "
+        "The `discard` rows drop the bodies instead of uploading them, which leaves the compute.",
         "",
         bench_prepare.format_table(prepare),
         "",
-        f"Targets: at least {PREPARE_SPEEDUP_TARGET:.0f}x faster than the recipe "
-        f"({_met(prepare.get('tutorial_over_ours', 0) >= PREPARE_SPEEDUP_TARGET)}); peak RSS at most "
+        f"Targets: at least {PREPARE_SPEEDUP_TARGET:.0f}x faster than the recipe, end to end "
+        f"({_met(prepare.get('tutorial_over_ours', 0) >= PREPARE_SPEEDUP_TARGET)}) and in compute only "
+        f"({_met(prepare.get('tutorial_over_ours_compute', 0) >= PREPARE_SPEEDUP_TARGET)}); peak RSS at most "
         f"{PREPARE_PEAK_TARGET:.0f}x the decoded dataset, counting the whole process "
         f"({_met(prepare['ours_peak_over_decoded'] <= PREPARE_PEAK_TARGET)}) or only the growth "
         f"during the run ({_met(prepare['ours_growth_over_decoded'] <= PREPARE_PEAK_TARGET)}).",

@@ -32,7 +32,8 @@ def tiny_pickle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def prepare_results(tiny_pickle: Path) -> dict:
-    return bench_prepare.main(tiny_pickle, ours_runs=1, tutorial_runs=1)
+    # Two runs of ours, so a test can check that the server is emptied between runs.
+    return bench_prepare.main(tiny_pickle, ours_runs=2, tutorial_runs=1)
 
 
 @pytest.fixture(scope="module")
@@ -48,12 +49,31 @@ def test_prepare_bench_uploads_both(prepare_results: dict) -> None:
     uploaded = prepare_results["uploaded_bytes"]
 
     # Ours writes the test split too, so it uploads more than the recipe's two RecordIO files.
-    assert uploaded["tutorial"] > TRAIN_ROWS * COLUMNS * 4
-    assert uploaded["ours"] > uploaded["tutorial"]
+    assert uploaded["tutorial/s3"] > TRAIN_ROWS * COLUMNS * 4
+    assert uploaded["ours/s3"] > uploaded["tutorial/s3"]
+
+
+def test_prepare_bench_server_has_bodies(prepare_results: dict) -> None:
+    # The server's listing is read in the child, so this checks that every body arrived.
+    for variant in bench_prepare.VARIANTS:
+        assert prepare_results["uploaded_bytes"][f"{variant}/s3"] == prepare_results["body_bytes"][f"{variant}/s3"]
+
+
+def test_prepare_bench_discard_uploads_nothing(prepare_results: dict) -> None:
+    for variant in bench_prepare.VARIANTS:
+        assert prepare_results["uploaded_bytes"][f"{variant}/discard"] == 0
+        assert prepare_results["body_bytes"][f"{variant}/discard"] == prepare_results["body_bytes"][f"{variant}/s3"]
+
+
+def test_prepare_bench_server_emptied(prepare_results: dict) -> None:
+    # Every run after the first would find the earlier run's objects if the server kept them.
+    for name in ("ours/s3", "tutorial/s3"):
+        for run in prepare_results["runs"][name]:
+            assert run["objects_before"] == 0
 
 
 def test_prepare_bench_reports_memory(prepare_results: dict) -> None:
-    median = prepare_results["medians"]["ours"]
+    median = prepare_results["medians"]["ours/s3"]
 
     assert median["peak_mib"] >= median["baseline_mib"] > 0
     assert prepare_results["decoded_mib"] == pytest.approx(
@@ -64,8 +84,10 @@ def test_prepare_bench_reports_memory(prepare_results: dict) -> None:
 def test_prepare_bench_table(prepare_results: dict) -> None:
     table = bench_prepare.format_table(prepare_results)
 
-    assert "tutorial / ours:" in table
-    assert "| ours | 1 |" in table
+    assert "tutorial / ours, end to end (s3):" in table
+    assert "tutorial / ours, compute only (discard):" in table
+    assert "| ours | s3 | 2 |" in table
+    assert "| tutorial | discard | 1 |" in table
 
 
 def test_fashion_source_missing_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
