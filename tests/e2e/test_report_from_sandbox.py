@@ -3,11 +3,14 @@
 import json
 import re
 
+import boto3
 import numpy as np
 import pytest
 from scipy import ndimage
 
 from learner_pipeline.report import GALLERY_LIMIT
+from sandbox.cli import DEFAULT_TEMPLATE as TEMPLATE
+from sandbox.runner import Sandbox
 from tests.unit.test_report import CHROMIUM, black_mask, heatmap_mask, screenshot
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -88,30 +91,35 @@ def test_sandbox_report_shows_gallery(sandbox_run, screenshots):
 # --- serverless endpoint --------------------------------------------------------------------
 
 
-def _endpoint_events(function_log):
-    """Return the endpoint state change events that the evaluate function logged on receipt."""
-    events = []
-    for line in function_log.read_text().splitlines():
-        message = json.loads(line).get("message")
-        if isinstance(message, dict) and message.get("detail-type") == "SageMaker Endpoint State Change":
-            events.append(message)
-    return events
-
-
 def test_serverless_run_succeeds(mnist_sample, run_cli, tmp_path):
     # Given a stack whose endpoints are serverless with 3 GiB of memory
     run = run_cli("run", mnist_sample, "--results", tmp_path,
                   "--parameter", "EndpointType=serverless", "--parameter", "ServerlessMemoryMiB=3072")
-    run_dir = _run_dir(tmp_path)
 
     # Then the run succeeds
     assert run.exit_status == 0, run.output
-    assert json.loads((run_dir / "status.json").read_text())["status"] == "SUCCEEDED"
+    assert json.loads((_run_dir(tmp_path) / "status.json").read_text())["status"] == "SUCCEEDED"
 
-    # And the endpoint SageMaker reported in service has a serverless variant and no instances
-    events = _endpoint_events(run_dir / "function-logs.jsonl")
-    in_service = [event for event in events if event["detail"]["EndpointStatus"] == "IN_SERVICE"]
-    assert len(in_service) == 1, [event["detail"]["EndpointStatus"] for event in events]
-    variant = in_service[0]["detail"]["ProductionVariants"][0]
-    assert variant["CurrentServerlessConfig"] == {"MemorySizeInMB": 3072, "MaxConcurrency": 1}
-    assert "CurrentInstanceCount" not in variant
+
+def test_serverless_endpoint_config(mnist_sample):
+    # Given a serverless stack that keeps its endpoint, so its config can be described after the run
+    parameters = {"EndpointType": "serverless", "ServerlessMemoryMiB": "3072", "ServerlessMaxConcurrency": "4",
+                  "KeepEndpoint": "true"}
+
+    # When the sample runs to its end
+    with Sandbox(TEMPLATE, parameters=parameters) as sandbox:
+        sandbox.upload(mnist_sample, sandbox.stack.physical("IngestBucket").name, mnist_sample.name)
+        sandbox.run_until_idle()
+        sagemaker = boto3.client("sagemaker", region_name=sandbox.stack.context.region)
+        endpoints = sagemaker.list_endpoints()["Endpoints"]
+        endpoint = sagemaker.describe_endpoint(EndpointName=endpoints[0]["EndpointName"])
+        config = sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
+
+    # Then the endpoint is in service on one serverless variant that has no instances
+    assert len(endpoints) == 1
+    assert endpoint["EndpointStatus"] == "InService"
+    variants = config["ProductionVariants"]
+    assert len(variants) == 1
+    assert variants[0]["ServerlessConfig"] == {"MemorySizeInMB": 3072, "MaxConcurrency": 4}
+    assert "InstanceType" not in variants[0]
+    assert "InitialInstanceCount" not in variants[0]
