@@ -190,9 +190,11 @@ def deploy_best_model(tuning_job_name: str, status: str, failure_reason: str | N
     except ClientError as exc:
         # botocore already retried throttling and 5xx errors, so what reaches here is a quota or a
         # validation error that another attempt would repeat.
-        error = PipelineError(f"SageMaker rejected the hosting of {names.endpoint}: {exc}; check the hosting "
-                              "instance type and its quota (parameter HostingInstanceType), then upload again",
-                              code="DEPLOY_REJECTED")
+        hosting = ("the serverless memory and concurrency and their quota (parameters ServerlessMemoryMiB and "
+                   "ServerlessMaxConcurrency)" if settings.endpoint_type == "serverless" else
+                   "the hosting instance type and its quota (parameter HostingInstanceType)")
+        error = PipelineError(f"SageMaker rejected the hosting of {names.endpoint}: {exc}; check {hosting}, "
+                              "then upload again", code="DEPLOY_REJECTED")
         tracker.fail(run_id, error)
         clean_up_hosting(names, sagemaker, keep_model=False)
         return StepResult(run_id, "failed", error.code)
