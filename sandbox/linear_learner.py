@@ -14,14 +14,16 @@ trained according to the given training parameter (regularization, optimizer, lo
 rest by close parameters".
 
 It is a stand-in: its numbers are not the AWS container's. The known differences:
-- `num_models` `auto` means 8 models, at most 32 are trained, and the close parameters are
-  `learning_rate` times 3**i and `wd` times 10**j (see `_model_variants`). The container does
-  not document its count or its variants;
+- `num_models` `auto` means 32 models (the count the container's logs show), at most 32 are
+  trained, and the close parameters are `learning_rate` times 3**i and `wd` times 10**j (see
+  `_model_variants`). The container does not document its count or its variants;
 - `normalize_data` raises small feature deviations to half the median deviation before
   dividing (see `_STD_FLOOR_FRACTION`). The container's documentation only says it scales
   features to unit standard deviation;
-- the learning rate is constant (`use_lr_scheduler` and `lr_scheduler_*` are validated, then
-  ignored);
+- `use_lr_scheduler` (true by default) multiplies every model's learning rate by
+  `lr_scheduler_factor` each `lr_scheduler_step` mini-batches, down to `lr_scheduler_minimum_lr`.
+  Their `auto` values are the sandbox's (once per epoch, 0.9, 1e-8), because the container does
+  not document them;
 - `auto` resolves to fixed sandbox values (`learning_rate` 0.01, `wd` 0, `l1` 0, `beta_1` 0.9,
   `beta_2` 0.999, `bias_lr_mult` 1, `bias_wd_mult` 0, `positive_example_weight_mult`
   `balanced`), while the container picks its own;
@@ -58,8 +60,17 @@ SELECTION_CRITERIA = (
 AUTO_LEARNING_RATE = 0.01
 AUTO_BETA_1 = 0.9
 AUTO_BETA_2 = 0.999
-# `num_models` is `auto` by default, and the container does not document the number it picks.
-AUTO_NUM_MODELS = 8
+# The hyperparameter page documents `use_lr_scheduler` true by default but not what `auto` means
+# for the scheduler settings. The sandbox lowers the rate once per epoch (`lr_scheduler_step`
+# auto is the number of mini-batches in an epoch) by AUTO_LR_SCHEDULER_FACTOR, so to 0.23 times
+# its start by epoch 15. The floor is the default `stop_factor_lr` of MXNet's FactorScheduler
+# (python/mxnet/lr_scheduler.py), whose semantics `_LearningRateSchedule` follows.
+AUTO_LR_SCHEDULER_FACTOR = 0.9
+AUTO_LR_SCHEDULER_MINIMUM_LR = 1e-8
+# `num_models` is `auto` by default and undocumented. Container training logs published in public
+# notebooks (a 2018 binary_classifier job, 2020 regressor jobs, all with num_models auto) report
+# metrics for models 0 to 31, so `auto` trains 32.
+AUTO_NUM_MODELS = 32
 MAX_NUM_MODELS = 32
 
 MODEL_FORMAT = "sandbox-linear-learner"
@@ -117,6 +128,11 @@ class Hyperparameters:
     init_bias: float = 0.0
     # Models trained side by side; `train` clamps it to MAX_NUM_MODELS.
     num_models: int = AUTO_NUM_MODELS
+    use_lr_scheduler: bool = True
+    # None means `auto`: `_learning_rate_schedule` resolves it from the number of mini-batches.
+    lr_scheduler_step: int | None = None
+    lr_scheduler_factor: float | None = None
+    lr_scheduler_minimum_lr: float | None = None
 
 
 def _invalid(name: str, text: str, expected: str) -> ValueError:
@@ -267,10 +283,19 @@ _TRAINING_PARSERS: dict[str, Callable[[str], Any]] = {
     "init_sigma": lambda t: _parse_real("init_sigma", t, above=0.0),
     "init_bias": lambda t: _parse_real("init_bias", t),
     "num_models": _with_auto(lambda t: _parse_integer("num_models", t), AUTO_NUM_MODELS),
+    "use_lr_scheduler": lambda t: _parse_boolean("use_lr_scheduler", t),
+    "lr_scheduler_step": _with_auto(lambda t: _parse_integer("lr_scheduler_step", t), None),
+    "lr_scheduler_factor": _with_auto(
+        lambda t: _parse_real("lr_scheduler_factor", t, above=0.0, below=1.0), None
+    ),
+    "lr_scheduler_minimum_lr": _with_auto(
+        lambda t: _parse_real("lr_scheduler_minimum_lr", t, above=0.0), None
+    ),
 }
 
 # Documented hyperparameters the sandbox validates and then ignores, because they do not apply
-# to logistic models trained with a constant learning rate.
+# to a binary_classifier trained with Adam on the logistic loss: `momentum` is for sgd,
+# `normalize_label` and `unbias_label` for regression, `margin` and `quantile` for other losses.
 _IGNORED_PARSERS: dict[str, Callable[[str], Any]] = {
     "optimizer": _rejecting_other_than(
         "optimizer", ("auto", "adam"), ("auto", "adam", "sgd", "rmsprop")
@@ -292,14 +317,6 @@ _IGNORED_PARSERS: dict[str, Callable[[str], Any]] = {
         ),
     ),
     "momentum": _with_auto(lambda t: _parse_real("momentum", t, at_least=0.0, below=1.0), None),
-    "use_lr_scheduler": lambda t: _parse_boolean("use_lr_scheduler", t),
-    "lr_scheduler_step": _with_auto(lambda t: _parse_integer("lr_scheduler_step", t), None),
-    "lr_scheduler_factor": _with_auto(
-        lambda t: _parse_real("lr_scheduler_factor", t, above=0.0, below=1.0), None
-    ),
-    "lr_scheduler_minimum_lr": _with_auto(
-        lambda t: _parse_real("lr_scheduler_minimum_lr", t, above=0.0), None
-    ),
     "normalize_label": _with_auto(lambda t: _parse_boolean("normalize_label", t), None),
     "unbias_label": _with_auto(lambda t: _parse_boolean("unbias_label", t), None),
     "margin": lambda t: _parse_real("margin", t, at_least=0.0),
@@ -851,6 +868,43 @@ def _model_variants(hp: Hyperparameters) -> _Variants:
 
 
 @dataclass(frozen=True)
+class _LearningRateSchedule:
+    """Step decay of every model's learning rate, counted in optimizer updates (mini-batches).
+
+    Update u (from 1) uses base * factor ** floor((u - 1) / step), but never less than `minimum`,
+    and a base rate already below `minimum` stays constant. `step` None keeps every rate constant.
+    """
+
+    step: int | None
+    factor: float
+    minimum: float
+
+    def rates(self, base_rates: np.ndarray, update_number: int) -> np.ndarray:
+        if self.step is None:
+            return base_rates
+        decayed = base_rates * self.factor ** ((update_number - 1) // self.step)
+        return np.minimum(base_rates, np.maximum(decayed, self.minimum))
+
+
+def _learning_rate_schedule(hp: Hyperparameters, rows: int) -> _LearningRateSchedule:
+    if not hp.use_lr_scheduler:
+        return _LearningRateSchedule(step=None, factor=1.0, minimum=0.0)
+    batches_per_epoch = math.ceil(rows / hp.mini_batch_size)
+    step = hp.lr_scheduler_step if hp.lr_scheduler_step is not None else batches_per_epoch
+    factor = (
+        hp.lr_scheduler_factor
+        if hp.lr_scheduler_factor is not None
+        else AUTO_LR_SCHEDULER_FACTOR
+    )
+    minimum = (
+        hp.lr_scheduler_minimum_lr
+        if hp.lr_scheduler_minimum_lr is not None
+        else AUTO_LR_SCHEDULER_MINIMUM_LR
+    )
+    return _LearningRateSchedule(step=step, factor=factor, minimum=minimum)
+
+
+@dataclass(frozen=True)
 class _Fit:
     """Normalized-space parameters of each model at its epoch with the lowest monitored loss.
 
@@ -888,7 +942,7 @@ def _fit_epochs(
     weight_adam = _Adam((dim, models), hp.beta_1, hp.beta_2)
     bias_adam = _Adam(models, hp.beta_1, hp.beta_2)
     inverse_scale = (1.0 / scaler.scale)[:, None]
-    learning_rates = variants.learning_rates
+    schedule = _learning_rate_schedule(hp, rows)
     step_number = 0
 
     best_loss = np.full(models, np.inf)
@@ -920,6 +974,7 @@ def _fit_epochs(
             weight_gradient += variants.wds * weights
 
             step_number += 1
+            learning_rates = schedule.rates(variants.learning_rates, step_number)
             weights = weights + weight_adam.step(weight_gradient, step_number, learning_rates)
             if hp.l1 > 0.0:
                 weights = _soft_threshold(weights, learning_rates * hp.l1)
@@ -1031,7 +1086,8 @@ def train(
     Minimizes the mean logistic loss, weighted by `positive_example_weight_mult` on positive
     rows, plus `wd / 2 * ||w||^2` (and `wd * bias_wd_mult / 2 * b^2`) on weights in normalized
     feature space, with mini-batch Adam. `num_models` models train together, each with its own
-    learning_rate and wd around the given ones. After each epoch the loss on the validation set
+    learning_rate and wd around the given ones, and with `use_lr_scheduler` every learning rate
+    decays as `_LearningRateSchedule` describes. After each epoch the loss on the validation set
     (the training set when there is none) drives early stopping, and each model keeps its epoch
     with the lowest loss. Each model's decision threshold is calibrated on the same set, and
     the model that scores best there by binary_classifier_model_selection_criteria is returned.

@@ -21,6 +21,7 @@ from sklearn.metrics import (
 )
 
 from sandbox.linear_learner import (
+    AUTO_LR_SCHEDULER_FACTOR,
     AUTO_NUM_MODELS,
     MAX_NUM_MODELS,
     MODEL_FORMAT,
@@ -28,6 +29,8 @@ from sandbox.linear_learner import (
     _calibrate_threshold,
     _choose_model,
     _fit_scaler,
+    _learning_rate_schedule,
+    _LearningRateSchedule,
     _model_variants,
     _roc_auc,
     _Split,
@@ -235,7 +238,23 @@ def test_train_learns_blobs(blobs):
     # Then
     assert result.metrics["validation:binary_classification_accuracy"] >= reference - 0.01
     assert result.metrics["validation:roc_auc_score"] > 0.99
-    assert result.metrics["validation:objective_loss"] < 0.1
+
+
+def test_train_loss_near_sklearn(blobs):
+    # Given scikit-learn's logistic regression loss on the validation set as the reference
+    train_x, train_y, validation_x, validation_y = blobs
+    reference = LogisticRegression().fit(train_x, train_y).predict_proba(validation_x)[:, 1]
+    reference_loss = log_loss(validation_y, reference)
+
+    # When the job keeps the model with the lowest validation loss
+    settings = REQUIRED | {
+        "mini_batch_size": "100",
+        "binary_classifier_model_selection_criteria": "loss_function",
+    }
+    result = train(train_x, train_y, validation_x, validation_y, settings)
+
+    # Then
+    assert result.metrics["validation:objective_loss"] < 1.1 * reference_loss
 
 
 def test_train_metric_names(blobs):
@@ -439,6 +458,19 @@ def test_variants_are_distinct_and_close():
 
     pairs = set(zip(variants.learning_rates.tolist(), variants.wds.tolist(), strict=True))
     assert len(pairs) == AUTO_NUM_MODELS
+    assert variants.learning_rates.max() == pytest.approx(0.02 * 27)
+    assert variants.learning_rates.min() == pytest.approx(0.02 / 27)
+    assert variants.wds.max() == pytest.approx(1.0)
+    assert variants.wds.min() == pytest.approx(1e-6)
+
+
+def test_variants_nearest_first():
+    hp = parse_hyperparameters(
+        REQUIRED | {"learning_rate": "0.02", "wd": "0.001", "num_models": "9"}
+    )
+
+    variants = _model_variants(hp)
+
     assert variants.learning_rates.max() == pytest.approx(0.06)
     assert variants.learning_rates.min() == pytest.approx(0.02 / 3)
     assert variants.wds.max() == pytest.approx(0.01)
@@ -520,6 +552,123 @@ def test_train_num_models_rescues_bad_wd(blobs):
     # Then the chosen variant fits the validation set better
     single_loss = single.metrics["validation:objective_loss"]
     assert several.metrics["validation:objective_loss"] < 0.5 * single_loss
+
+
+# --- learning rate scheduler -------------------------------------------------------------------
+
+
+def test_parse_scheduler_defaults():
+    hp = parse_hyperparameters(REQUIRED)
+
+    assert hp.use_lr_scheduler is True
+    assert hp.lr_scheduler_step is None
+    assert hp.lr_scheduler_factor is None
+    assert hp.lr_scheduler_minimum_lr is None
+
+
+def test_parse_scheduler_values():
+    settings = REQUIRED | {
+        "use_lr_scheduler": "false",
+        "lr_scheduler_step": "20",
+        "lr_scheduler_factor": "0.5",
+        "lr_scheduler_minimum_lr": "1e-4",
+    }
+
+    hp = parse_hyperparameters(settings)
+
+    assert hp.use_lr_scheduler is False
+    assert hp.lr_scheduler_step == 20
+    assert hp.lr_scheduler_factor == 0.5
+    assert hp.lr_scheduler_minimum_lr == 1e-4
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("use_lr_scheduler", "1"),
+        ("lr_scheduler_step", "0"),
+        ("lr_scheduler_factor", "1"),
+        ("lr_scheduler_factor", "0"),
+        ("lr_scheduler_minimum_lr", "0"),
+    ],
+)
+def test_parse_scheduler_invalid(name, value):
+    with pytest.raises(ValueError, match=name):
+        parse_hyperparameters(REQUIRED | {name: value})
+
+
+def test_schedule_steps_down():
+    # Given a halving every 2 updates from rates 0.4 and 0.1, floored at 0.06
+    schedule = _LearningRateSchedule(step=2, factor=0.5, minimum=0.06)
+    base = np.array([0.4, 0.1])
+
+    rates = [schedule.rates(base, update).tolist() for update in range(1, 8)]
+
+    # Then updates 1-2 use the base, 3-4 half of it, 5-6 a quarter, never below the floor
+    assert rates[0] == [0.4, 0.1]
+    assert rates[1] == [0.4, 0.1]
+    assert rates[2] == pytest.approx([0.2, 0.06])
+    assert rates[3] == pytest.approx([0.2, 0.06])
+    assert rates[4] == pytest.approx([0.1, 0.06])
+    assert rates[6] == pytest.approx([0.06, 0.06])
+
+
+def test_schedule_keeps_rate_below_floor():
+    schedule = _LearningRateSchedule(step=1, factor=0.5, minimum=0.01)
+
+    rates = schedule.rates(np.array([0.001]), update_number=10)
+
+    assert rates.tolist() == [0.001]
+
+
+def test_schedule_auto_once_per_epoch():
+    # Given 2,500 rows in mini-batches of 1,000, so 3 updates per epoch
+    hp = parse_hyperparameters(REQUIRED)
+
+    schedule = _learning_rate_schedule(hp, rows=2500)
+
+    assert schedule.step == 3
+    assert schedule.factor == AUTO_LR_SCHEDULER_FACTOR
+    assert schedule.rates(np.array([0.01]), update_number=4) == pytest.approx(
+        0.01 * AUTO_LR_SCHEDULER_FACTOR
+    )
+
+
+def test_schedule_off_is_constant():
+    hp = parse_hyperparameters(REQUIRED | {"use_lr_scheduler": "false"})
+
+    schedule = _learning_rate_schedule(hp, rows=2500)
+
+    assert schedule.rates(np.array([0.01]), update_number=1000).tolist() == [0.01]
+
+
+def test_train_scheduler_changes_model(blobs):
+    settings = REQUIRED | {"num_models": "1", "lr_scheduler_factor": "0.5"}
+
+    scheduled = train(*blobs, settings, seed=3)
+    constant = train(*blobs, settings | {"use_lr_scheduler": "false"}, seed=3)
+
+    assert not np.array_equal(scheduled.model.weights, constant.model.weights)
+
+
+def test_train_scheduler_freezes_after_step(blobs):
+    # Given a factor that leaves almost no learning rate after the first epoch's updates
+    settings = REQUIRED | {
+        "num_models": "1",
+        "learning_rate": "0.05",
+        "mini_batch_size": "100",
+        "lr_scheduler_factor": "1e-9",
+        "lr_scheduler_minimum_lr": "1e-12",
+    }
+
+    # When the job runs 1 epoch, then 5 epochs with the scheduler and 5 without
+    one_epoch = train(*blobs, settings | {"epochs": "1"}, seed=4)
+    scheduled = train(*blobs, settings | {"epochs": "5"}, seed=4)
+    constant = train(*blobs, settings | {"epochs": "5", "use_lr_scheduler": "false"}, seed=4)
+
+    # Then only the constant rate moves the weights after the first epoch
+    np.testing.assert_allclose(scheduled.model.weights, one_epoch.model.weights, atol=1e-6)
+    assert not np.allclose(constant.model.weights, one_epoch.model.weights, atol=1e-3)
 
 
 # --- feature scaling ----------------------------------------------------------------------------
