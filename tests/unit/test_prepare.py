@@ -220,3 +220,17 @@ def test_npy_buffer_matches_np_save(array: np.ndarray) -> None:
 def test_npy_buffer_rejects_objects() -> None:
     with pytest.raises(ValueError, match="without pickle"):
         npy_buffer(np.array([{"a": 1}], dtype=object))
+
+
+def test_buffer_reader_reads_and_seeks():
+    from learner_pipeline.aws.storage import BufferReader
+
+    data = np.arange(1000, dtype=np.uint8)
+    reader = BufferReader(memoryview(data))
+
+    assert reader.read(10) == bytes(range(10))
+    assert reader.seek(-5, 2) == 995
+    assert reader.read() == bytes(data[995:])
+    assert reader.read(3) == b""
+    reader.seek(0)
+    assert reader.read() == data.tobytes()

@@ -16,6 +16,35 @@ from learner_pipeline.aws.clients import client
 TRANSFER_CONFIG = TransferConfig(multipart_threshold=16 * 1024 * 1024, multipart_chunksize=16 * 1024 * 1024)
 
 
+class BufferReader(io.RawIOBase):
+    """A seekable file over a bytes-like object, without copying it as io.BytesIO does for a memoryview."""
+
+    def __init__(self, buffer: bytes | memoryview) -> None:
+        super().__init__()
+        self._view = memoryview(buffer).cast("B")
+        self._position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, target: Any) -> int:
+        count = max(0, min(len(target), len(self._view) - self._position))
+        target[:count] = self._view[self._position:self._position + count]
+        self._position += count
+        return count
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: len(self._view)}[whence]
+        self._position = max(0, base + offset)
+        return self._position
+
+    def tell(self) -> int:
+        return self._position
+
+
 class Storage:
     def __init__(self, s3: Any = None) -> None:
         self._s3 = s3 if s3 is not None else client("s3")
@@ -60,8 +89,9 @@ class Storage:
     def read_json(self, bucket: str, key: str) -> Any:
         return json.loads(self.read_bytes(bucket, key))
 
-    def write_bytes(self, bucket: str, key: str, body: bytes, content_type: str = "application/octet-stream") -> None:
-        self._s3.upload_fileobj(io.BytesIO(body), bucket, key, ExtraArgs={"ContentType": content_type},
+    def write_bytes(self, bucket: str, key: str, body: bytes | memoryview,
+                    content_type: str = "application/octet-stream") -> None:
+        self._s3.upload_fileobj(BufferReader(body), bucket, key, ExtraArgs={"ContentType": content_type},
                                 Config=TRANSFER_CONFIG)
 
     def write_json(self, bucket: str, key: str, document: Any) -> None:
