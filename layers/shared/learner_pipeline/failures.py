@@ -1,4 +1,4 @@
-"""Which run a failed Lambda invocation belongs to, from the record Lambda sends to its on-failure destination."""
+"""The run a failed Lambda invocation belongs to, read from the record Lambda sends to its on-failure destination."""
 
 from __future__ import annotations
 
