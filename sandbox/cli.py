@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -87,7 +88,8 @@ def _run(arguments: argparse.Namespace, out: TextIO) -> int:
 
     results_root: Path = arguments.results
     results_root.mkdir(parents=True, exist_ok=True)
-    function_log_path = results_root / f".{FUNCTION_LOG_NAME}"
+    # The run id is known only at the end, so logs go to a file of this process's own until then.
+    function_log_path = results_root / f".{os.getpid()}-{FUNCTION_LOG_NAME}"
 
     def progress(line: str) -> None:
         print(line, file=out, flush=True)
@@ -105,11 +107,14 @@ def _run(arguments: argparse.Namespace, out: TextIO) -> int:
                 function_output=function_output,
             )
     except TemplateError as exc:
+        function_log_path.unlink(missing_ok=True)
         print(f"error: invalid template or parameters: {exc}", file=sys.stderr)
         return EXIT_USAGE
 
     if result.results_dir is not None and function_log_path.exists():
         shutil.move(function_log_path, result.results_dir / FUNCTION_LOG_NAME)
+    else:
+        function_log_path.unlink(missing_ok=True)
     _print_result(result, out)
     return EXIT_SUCCEEDED if result.status == "SUCCEEDED" else EXIT_FAILED
 
