@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -34,14 +35,38 @@ def trial_rows(trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda row: row["training_job"] or "")
 
 
+def inferred_threshold(scores: np.ndarray, predicted: np.ndarray) -> dict[str, float | None]:
+    """Bound the endpoint's decision threshold from its answers; Linear Learner does not return it.
+
+    The threshold lies above every score predicted 0 and at or below every score predicted 1.
+    """
+    negatives = scores[predicted == 0]
+    positives = scores[predicted == 1]
+    return {
+        "above": float(negatives.max()) if negatives.size else None,
+        "at_most": float(positives.min()) if positives.size else None,
+    }
+
+
+def endpoint_seconds(run: dict[str, Any], now: datetime | None = None) -> float | None:
+    """Estimate how long the endpoint has existed: from the deploy step's timestamp until now."""
+    started = run.get("deploying_at")
+    if not started:
+        return None
+    elapsed = (now or datetime.now(UTC)) - datetime.fromisoformat(started)
+    return round(elapsed.total_seconds(), 3)
+
+
 def evaluate_predictions(*, run: dict[str, Any], manifest: dict[str, Any], features: np.ndarray, actual: np.ndarray,
                          predictions: Any, trials: list[dict[str, Any]]) -> dict[str, Any]:
     """Compute metrics and render every result file. Returns {"files": {name: (bytes, type)}, "summary": {...}}."""
     predicted = np.asarray(predictions.labels, dtype=np.int64)
     scores = np.asarray(predictions.scores, dtype=np.float64)
     metrics = binary_metrics(actual, predicted, scores)
+    metrics["threshold"] = inferred_threshold(scores, predicted)
     matrix = confusion_matrix(actual, predicted)
     cost = predictions.cost()
+    cost["endpoint_seconds"] = endpoint_seconds(run)
     rows = trial_rows(trials)
     metrics_document = {
         "run_id": run["run_id"],

@@ -150,6 +150,12 @@ def _run_section(context: ReportContext) -> str:
                 f"time: {usage.get('seconds')} s",
             )
         )
+        if usage.get("endpoint_seconds") is not None:
+            facts.append(("Endpoint lifetime", f"about {usage['endpoint_seconds']:.0f} s from creation to evaluation"))
+    threshold = context.metrics.get("threshold")
+    if isinstance(threshold, dict) and None not in (threshold.get("above"), threshold.get("at_most")):
+        facts.append(("Decision threshold",
+                      f"between {threshold['above']:.4f} and {threshold['at_most']:.4f} (inferred from the scores)"))
 
     rows = "".join(
         f"<tr><th scope='row'>{_escape(name)}</th><td>{_escape(value)}</td></tr>"
