@@ -23,7 +23,7 @@ Operate the Linear Learner Pipeline: upload a dataset, list runs, follow one, do
 
 Target: --stack NAME reads the deployed stack's Outputs with CloudFormation DescribeStacks, with
 the usual AWS credentials, profile and region. --endpoint-url URL works on the sandbox server
-(python -m sandbox.server) and reads the Outputs from GET URL{SANDBOX_OUTPUTS_PATH}. The
+(python -m sandbox up) and reads the Outputs from GET URL{SANDBOX_OUTPUTS_PATH}. The
 environment variables LLP_STACK and LLP_ENDPOINT_URL set the default target.
 """
 
@@ -32,7 +32,7 @@ exit status: 0 on success and when a watched run SUCCEEDED, 1 when a watched run
 2 on usage errors, a missing stack, run or credentials, AWS errors and watch timeouts.
 
 example with the sandbox:
-  python -m sandbox.server --port 5005 &
+  python -m sandbox up --port 5005 &
   RUN=$(llp --endpoint-url http://127.0.0.1:5005 upload data/mnist.pkl.gz)
   llp --endpoint-url http://127.0.0.1:5005 watch "$RUN" --interval 1
   llp --endpoint-url http://127.0.0.1:5005 report "$RUN"
@@ -140,6 +140,10 @@ def main(
 
     try:
         return _run(arguments, out, err)
+    except BrokenPipeError:
+        # The reader (head, less) closed the pipe: stop quietly, as other command-line tools do.
+        sys.stdout = None
+        return commands.EXIT_SUCCEEDED
     except CliError as exc:
         print(f"error: {exc.message}", file=err)
         return exc.exit_status

@@ -32,7 +32,8 @@ REPORT_FILE = "report.html"
 def upload(target: Target, path: Path, key: str | None, out: TextIO, err: TextIO) -> int:
     """Put ``path`` into the ingest bucket and print the run id the pipeline derives from it."""
     if not path.is_file():
-        raise CliError(f"file {path} not found: pass the path of an mnist.pkl.gz-style dataset")
+        what = "is a directory" if path.is_dir() else "not found"
+        raise CliError(f"file {path} {what}: pass the path of an mnist.pkl.gz-style dataset")
     size = path.stat().st_size
     if size > MAX_PUT_OBJECT_BYTES:
         raise CliError(
@@ -92,6 +93,10 @@ def status(target: Target, run_id: str, out: TextIO) -> int:
     return EXIT_SUCCEEDED
 
 
+# An upload's run appears in the ledger within seconds; an id still unknown after this is a typo.
+UNKNOWN_RUN_GRACE_SECONDS = 120.0
+
+
 def watch(
     target: Target,
     run_id: str,
@@ -138,13 +143,13 @@ def watch(
                 )
                 return EXIT_SUCCEEDED if final == RunStatus.SUCCEEDED else EXIT_FAILED
 
-        if elapsed + interval > timeout:
+        if elapsed + interval > timeout or (item is None and elapsed + interval > UNKNOWN_RUN_GRACE_SECONDS):
             break
         sleep(interval)
 
     if item is None:
         raise CliError(
-            f"run {run_id} not found in ledger table {table_name} after {timeout:g}s: "
+            f"run {run_id} not found in ledger table {table_name} after {min(timeout, UNKNOWN_RUN_GRACE_SECONDS):g}s: "
             "check the run id with llp runs, or the upload's key and bucket"
         )
     raise CliError(
@@ -186,8 +191,16 @@ def report(target: Target, run_id: str, out_dir: Path, open_browser: bool, out: 
 
     report_path = destination / REPORT_FILE
     if not report_path.is_file():
-        print(f"no {REPORT_FILE} for run {run_id} yet: it is written when the run ends", file=out)
-        return EXIT_SUCCEEDED
+        item = require_run(target, run_id)
+        status = str(item.get("status"))
+        if status == RunStatus.FAILED:
+            raise CliError(
+                f"run {run_id} FAILED with {item.get('error_code')}, so it has no {REPORT_FILE}: "
+                f"{item.get('error_message')} (see {destination / 'status.json'})",
+                exit_status=EXIT_FAILED,
+            )
+        raise CliError(f"run {run_id} is {status} and has no {REPORT_FILE} yet: it is written when evaluation "
+                       "ends; follow the run with llp watch")
     print(f"report: {report_path}", file=out)
     if open_browser and not webbrowser.open(report_path.resolve().as_uri()):
         print(f"no web browser found: open {report_path} yourself", file=sys.stderr)

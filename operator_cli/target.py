@@ -114,13 +114,21 @@ def connect_stack(stack: str, *, region: str | None = None, profile: str | None 
     return Target(f"stack {stack} ({session.region_name})", session, outputs, options=options)
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Turn every redirect into an HTTPError instead of following it."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
 def connect_sandbox(endpoint_url: str) -> Target:
     """Read the sandbox server's Outputs from ``GET <endpoint_url>/_sandbox/outputs``."""
     check_loopback_url(endpoint_url)
     url = endpoint_url.rstrip("/") + SANDBOX_OUTPUTS_PATH
     try:
-        # No proxy: the request stays on the loopback interface even when HTTP_PROXY is set.
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        # No proxy and no redirects: the request stays on the loopback interface even when
+        # HTTP_PROXY is set or the server answers with a redirect to another host.
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
         with opener.open(url, timeout=10) as response:
             description = json.load(response)
     except urllib.error.HTTPError as exc:
@@ -130,7 +138,7 @@ def connect_sandbox(endpoint_url: str) -> Target:
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise CliError(
-            f"cannot reach the sandbox server at {endpoint_url} ({reason}): start it with python -m sandbox.server"
+            f"cannot reach the sandbox server at {endpoint_url} ({reason}): start it with python -m sandbox up"
         ) from exc
     except json.JSONDecodeError as exc:
         raise CliError(f"{url} did not return JSON: is {endpoint_url} a sandbox server?") from exc

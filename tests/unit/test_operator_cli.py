@@ -15,7 +15,7 @@ from learner_pipeline.errors import TuningFailedError
 from learner_pipeline.runs import RunStatus, run_id_for
 from operator_cli import commands
 from operator_cli.__main__ import main
-from operator_cli.target import connect
+from operator_cli.target import CliError, connect
 
 STACK = "llp-test"
 REGION = "us-east-1"
@@ -529,3 +529,59 @@ def test_report_unknown_run(stack, tmp_path):
 
     assert run.exit_status == 2
     assert f"run {RUN_A} not found" in run.err
+
+
+def test_report_of_failed_run_exits_one(ledger, tmp_path):
+    # Given a run that FAILED, so its results hold status.json but no report
+    fail_in_tuning(ledger, RUN_B)
+    boto3.client("s3", region_name=REGION).put_object(
+        Bucket="llp-results", Key=f"runs/{RUN_B}/status.json", Body=b"{}")
+
+    run = on_stack("report", RUN_B, "--out", tmp_path, "--no-open")
+
+    assert run.exit_status == 1
+    assert "FAILED" in run.err
+    assert "no report.html" in run.err
+
+
+def test_watch_unknown_run_gives_up(ledger):
+    clock = Clock()
+
+    with pytest.raises(CliError) as caught:
+        commands.watch(watch_target(), RUN_A, 5, 14400, io.StringIO(), sleep=clock.sleep, clock=clock)
+
+    assert "not found" in caught.value.message
+    assert clock.now <= commands.UNKNOWN_RUN_GRACE_SECONDS
+
+
+def test_upload_directory_is_clear(stack, tmp_path):
+    run = on_stack("upload", tmp_path)
+    assert run.exit_status == 2
+    assert "is a directory" in run.err
+
+
+def test_redirect_not_followed():
+    # Given a loopback server that redirects to another host
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    class Redirect(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(302)
+            self.send_header("Location", "http://10.255.255.1:5005/_sandbox/outputs")
+            self.end_headers()
+
+        def log_message(self, *arguments):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Redirect)
+    thread = threading.Thread(target=server.handle_request, daemon=True)
+    thread.start()
+    try:
+        run = llp("--endpoint-url", f"http://127.0.0.1:{server.server_port}", "runs")
+    finally:
+        thread.join(timeout=5)
+        server.server_close()
+
+    assert run.exit_status == 2
+    assert "HTTP 302" in run.err
