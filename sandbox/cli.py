@@ -179,7 +179,10 @@ class _function_log:
 def _print_result(result: RunResult, out: TextIO) -> None:
     print("", file=out)
     print(f"run {result.run_id or '-'}: {result.status} in {result.seconds:.1f}s", file=out)
-    if result.status != "SUCCEEDED":
+    if result.status not in ("SUCCEEDED", "FAILED") and not result.error_code:
+        print(f"reason: the run stopped progressing while {result.status}: no event moved it further; "
+              f"see {FUNCTION_LOG_NAME} in the run's results folder", file=out)
+    elif result.status != "SUCCEEDED":
         print(f"reason: {result.error_code or 'UNKNOWN'}: {result.error_message or 'no message recorded'}", file=out)
 
     if result.results_dir is not None:

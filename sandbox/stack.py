@@ -9,6 +9,7 @@ moto, and ``functions_for`` matches an event against the template's own rules.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -346,6 +347,10 @@ def _parameter_values(declared: Mapping[str, Any], overrides: Mapping[str, Any])
         allowed = declaration.get("AllowedValues")
         if allowed is not None and value not in [_environment_value(item) for item in allowed]:
             raise TemplateError(f"parameter {name}={value!r} is not one of its AllowedValues {allowed}")
+        pattern = declaration.get("AllowedPattern")
+        # CloudFormation matches AllowedPattern against the whole value of a String parameter.
+        if pattern is not None and isinstance(value, str) and re.fullmatch(pattern, value) is None:
+            raise TemplateError(f"parameter {name}={value!r} does not match its AllowedPattern {pattern}")
         values[name] = value
     return values
 

@@ -67,6 +67,8 @@ def check_parameter_ranges(ranges: Mapping[str, Any]) -> None:
 
 
 def _check_bounds(name: str, low: float, high: float, scaling: str, *, integer: bool) -> None:
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise ValueError(f"ParameterRange {name}: bounds must be finite numbers, got [{low}, {high}]")
     if low > high:
         raise ValueError(f"ParameterRange {name}: MinValue {low} is greater than MaxValue {high}")
     if scaling not in ("Auto", "Linear", "Logarithmic", "ReverseLogarithmic"):

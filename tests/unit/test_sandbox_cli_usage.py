@@ -49,3 +49,16 @@ def test_results_not_writable(tmp_path, run_cli):
 def test_number_parameter_range(name, value, word):
     with pytest.raises(TemplateError, match=word):
         Stack.from_template(ROOT / "template.yaml", {name: value})
+
+
+@pytest.mark.parametrize(("name", "value"), [("NamePrefix", "BAD"), ("KmsKeyArn", "not-an-arn")])
+def test_string_parameter_pattern(name, value):
+    with pytest.raises(TemplateError, match="AllowedPattern"):
+        Stack.from_template(ROOT / "template.yaml", {name: value})
+
+
+def test_infinite_range_rejected():
+    from sandbox.tuning import check_parameter_ranges
+
+    with pytest.raises(ValueError, match="finite"):
+        check_parameter_ranges({"ContinuousParameterRanges": [{"Name": "wd", "MinValue": "1e-7", "MaxValue": "inf"}]})

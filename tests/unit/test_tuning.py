@@ -68,3 +68,9 @@ def test_bad_settings_rejected(name, value):
     with pytest.raises(InvalidRequestError) as caught:
         TuningSettings.from_env({**ENVIRONMENT, name: value})
     assert name in caught.value.message
+
+
+def test_infinite_range_rejected():
+    with pytest.raises(InvalidRequestError) as caught:
+        TuningSettings.from_env({**ENVIRONMENT, "WD_RANGE": "1e-7,inf"})
+    assert caught.value.code == "CONFIG_INVALID"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -39,8 +40,9 @@ def _range(environ: Mapping[str, str], name: str) -> tuple[str, str]:
         low, high = (float(part) for part in parts)
     except ValueError as exc:
         raise InvalidRequestError(f"invalid {name}={raw!r}: expected 'min,max'", code="CONFIG_INVALID") from exc
-    if not 0 < low <= high:
-        raise InvalidRequestError(f"invalid {name}={raw!r}: expected 0 < min <= max", code="CONFIG_INVALID")
+    if not (math.isfinite(low) and math.isfinite(high) and 0 < low <= high):
+        raise InvalidRequestError(f"invalid {name}={raw!r}: expected finite numbers with 0 < min <= max",
+                                  code="CONFIG_INVALID")
     return parts[0], parts[1]
 
 

@@ -270,7 +270,7 @@ class _CappedRawReader(io.RawIOBase):
 def _too_large(max_bytes: int) -> InvalidDatasetError:
     return InvalidDatasetError(
         f"decompressed dataset is larger than the limit of {max_bytes} bytes. Upload fewer "
-        "rows or raise the decompressed size limit.",
+        "rows or raise the decompressed size limit (parameter MaxDecompressedMiB).",
         code="DATASET_TOO_LARGE",
     )
 
