@@ -6,7 +6,7 @@ deploy, evaluate through the endpoint). Its wall time covers interpreter start-u
 creation. Its test accuracy comes from the run's metrics.json.
 
 The reference is ``sklearn.linear_model.LogisticRegression(max_iter=200)`` fitted on the same
-train split (labels binarized to "is it class 0") and scored on the same test split. It sees no
+train split (labels binarized to "is it class 0") and scored on the same test split. It uses no
 validation split and no tuning. The sandbox's numbers are those of the local stand-in, not of
 the SageMaker Linear Learner container.
 

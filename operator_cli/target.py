@@ -127,7 +127,7 @@ def connect_sandbox(endpoint_url: str) -> Target:
     url = endpoint_url.rstrip("/") + SANDBOX_OUTPUTS_PATH
     try:
         # No proxy and no redirects: the request stays on the loopback interface even when
-        # HTTP_PROXY is set or the server answers with a redirect to another host.
+        # HTTP_PROXY is set or the server returns a redirect to another host.
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
         with opener.open(url, timeout=10) as response:
             description = json.load(response)

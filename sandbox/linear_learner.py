@@ -9,7 +9,7 @@ page and the `sagemaker.LinearLearner` class of the Python SDK v2.
 
 Like the container, a job trains `num_models` models side by side and keeps the one that scores
 best on the validation set by `binary_classifier_model_selection_criteria`. The hyperparameter
-page (docs.aws.amazon.com/sagemaker/latest/dg/ll_hyperparameters.html) says "One model is
+page (docs.aws.amazon.com/sagemaker/latest/dg/ll_hyperparameters.html) states "One model is
 trained according to the given training parameter (regularization, optimizer, loss), and the
 rest by close parameters".
 

@@ -1,7 +1,7 @@
 """Serve the sandbox's AWS on a loopback port: ``python -m sandbox.server [--port P] [--host H]``.
 
 The stack is created from the template in moto, as ``python -m sandbox run`` does, and moto's
-server answers AWS requests from other processes (``llp --endpoint-url``, ``aws --endpoint-url``).
+server handles AWS requests from other processes (``llp --endpoint-url``, ``aws --endpoint-url``).
 The server runs in this process, so it shares moto's backends with the sandbox: an object put
 through the server reaches the event bus's S3 hook, and the local SageMaker engine's patches apply
 to its SageMaker calls. The main thread delivers events and runs engine work until Ctrl-C.

@@ -80,9 +80,9 @@ def test_run_accuracy_for_zero(succeeded_run):
     metrics = json.loads((succeeded_run[1] / "metrics.json").read_text())
 
     assert metrics["positive_label"] == 0
-    # NOTE: the product target is 0.99 (a scikit-learn logistic regression reaches 0.991 on this
-    # split); the sandbox's stand-in learner reaches 0.989 with the tutorial's tuning, so this
-    # checks the level it really reaches until the stand-in closes the gap.
+    # NOTE: the product target is 0.99, and a scikit-learn logistic regression reaches 0.991 on
+    # this split. The stand-in learner reaches 0.989 with the tutorial's tuning, so this checks
+    # the level it really reaches until the stand-in closes the gap.
     assert metrics["metrics"]["accuracy"] >= 0.98, metrics["metrics"]
 
 

@@ -12,7 +12,7 @@ from tests.support import digits_dataset, physical, s3_event, upload
 
 
 class FaultInjector:
-    """Answer the first `count` calls of an operation with an error, before moto sees them."""
+    """Return an error for the first `count` calls of an operation, before moto sees them."""
 
     def __init__(self, client, operation: str, status: int, code: str, count: int) -> None:
         self.remaining = count

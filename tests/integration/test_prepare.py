@@ -94,7 +94,7 @@ def test_bad_file_fails_run(stack, invoke, event):
 
     result = invoke("PrepareFunction", s3_event(event("ingest_object_created.json"), **uploaded))
 
-    # Then the run is FAILED with a code, status.json says so, and no artifact was written
+    # Then the run is FAILED with a code, status.json records it, and no artifact was written
     run_id = result["run_id"]
     item = ledger_item(stack, run_id)
     assert item["status"] == "FAILED"

@@ -1,4 +1,4 @@
-"""Usage errors of `python -m sandbox run`: exit 2 with a message that says what to do."""
+"""Usage errors of `python -m sandbox run`: exit 2 with a message that names the fix."""
 
 import io
 

@@ -36,7 +36,7 @@ def trial_rows(trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def inferred_threshold(scores: np.ndarray, predicted: np.ndarray) -> dict[str, float | None]:
-    """Bound the endpoint's decision threshold from its answers; Linear Learner does not return it.
+    """Bound the endpoint's decision threshold from its predictions, because Linear Learner does not return it.
 
     The threshold lies above every score predicted 0 and at or below every score predicted 1.
     """

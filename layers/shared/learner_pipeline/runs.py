@@ -42,7 +42,7 @@ ALLOWED_PREDECESSORS: dict[RunStatus, tuple[RunStatus, ...]] = {
 def run_id_for(bucket: str, key: str, version_id: str | None, etag: str | None) -> str:
     """Derive the run id from the uploaded object's identity, so a repeated event maps to the same run.
 
-    The version id identifies an object in a versioned bucket; without one the ETag does, so
+    The version id identifies an object in a versioned bucket. Without one the ETag does, so
     re-uploading identical bytes under the same key in an unversioned bucket is the same run.
     """
     identity = version_id or (etag or "").strip('"')
