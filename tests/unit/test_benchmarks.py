@@ -1,7 +1,9 @@
 """Smoke tests of the benchmark harness on tiny data: every step runs for real, only smaller."""
 
 import gzip
+import os
 import pickle
+import time
 from pathlib import Path
 
 import numpy as np
@@ -81,11 +83,32 @@ def test_prepare_bench_reports_memory(prepare_results: dict) -> None:
     )
 
 
+def test_prepare_bench_server_cpu(prepare_results: dict) -> None:
+    # Tiny uploads can cost the server less than one clock tick, so only the field is checked here.
+    for run in prepare_results["runs"]["ours/s3"]:
+        assert run["server_cpu_seconds"] >= 0
+
+
+def test_server_cpu_seconds_counts() -> None:
+    # Given this test's own process read as if it were the server
+    process = bench_prepare.MotoServer("http://127.0.0.1:1", os.getpid())
+    before = process.cpu_seconds()
+
+    # When it burns CPU for a quarter of a second
+    deadline = time.process_time() + 0.25
+    while time.process_time() < deadline:
+        pass
+
+    # Then the reading grows by about that much
+    assert process.cpu_seconds() - before >= 0.2
+
+
 def test_prepare_bench_table(prepare_results: dict) -> None:
     table = bench_prepare.format_table(prepare_results)
 
     assert "tutorial / ours, end to end (s3):" in table
     assert "tutorial / ours, compute only (discard):" in table
+    assert "tutorial / S3 server CPU during ours" in table
     assert "| ours | s3 | 2 |" in table
     assert "| tutorial | discard | 1 |" in table
 
