@@ -70,6 +70,21 @@ def test_bad_settings_rejected(name, value):
     assert name in caught.value.message
 
 
+@pytest.mark.parametrize(("name", "value", "parameters"), [
+    ("WD_RANGE", "abc,1", "template parameters WdMin and WdMax"),
+    ("LEARNING_RATE_RANGE", "1,0.5", "template parameters LearningRateMin and LearningRateMax"),
+    ("MAX_JOBS", "0", "template parameter MaxJobs"),
+])
+def test_bad_settings_name_parameters(name, value, parameters):
+    # Given a value that a stack's parameter overrides put in the environment
+    # When the settings are read, Then the error names the parameters to change
+    with pytest.raises(InvalidRequestError) as caught:
+        TuningSettings.from_env({**ENVIRONMENT, name: value})
+
+    assert caught.value.code == "CONFIG_INVALID"
+    assert f"({parameters})" in caught.value.message
+
+
 def test_infinite_range_rejected():
     with pytest.raises(InvalidRequestError) as caught:
         TuningSettings.from_env({**ENVIRONMENT, "WD_RANGE": "1e-7,inf"})

@@ -11,6 +11,39 @@ from learner_pipeline.errors import InvalidRequestError
 
 MIB = 1024 * 1024
 
+# The template parameters behind the variables a user sets through them, so a configuration error
+# names what to change in `sam deploy --parameter-overrides` rather than only the variable.
+TEMPLATE_PARAMETERS = {
+    "POSITIVE_LABEL": "PositiveLabel",
+    "MAX_UPLOAD_MIB": "MaxUploadMiB",
+    "MAX_DECOMPRESSED_MIB": "MaxDecompressedMiB",
+    "SHARD_MIB": "ShardMiB",
+    "TRAINING_INSTANCE_COUNT": "TrainingInstanceCount",
+    "TRAINING_INSTANCE_TYPE": "TrainingInstanceType",
+    "TUNING_STRATEGY": "TuningStrategy",
+    "MAX_JOBS": "MaxJobs",
+    "MAX_PARALLEL_JOBS": "MaxParallelJobs",
+    "WD_RANGE": "WdMin and WdMax",
+    "LEARNING_RATE_RANGE": "LearningRateMin and LearningRateMax",
+    "MINI_BATCH_SIZE_RANGE": "MiniBatchSizeMin and MiniBatchSizeMax",
+    "OBJECTIVE_METRIC": "ObjectiveMetric",
+    "OBJECTIVE_TYPE": "ObjectiveType",
+    "HOSTING_INSTANCE_TYPE": "HostingInstanceType",
+    "ENDPOINT_TYPE": "EndpointType",
+    "SERVERLESS_MEMORY_MIB": "ServerlessMemoryMiB",
+    "SERVERLESS_MAX_CONCURRENCY": "ServerlessMaxConcurrency",
+    "KEEP_ENDPOINT": "KeepEndpoint",
+    "NAME_PREFIX": "NamePrefix",
+}
+
+
+def _invalid(name: str, raw: object, expected: str) -> InvalidRequestError:
+    """Build the CONFIG_INVALID error for a variable, naming its template parameter when it has one."""
+    parameter = TEMPLATE_PARAMETERS.get(name)
+    noun = "template parameters" if parameter and " and " in parameter else "template parameter"
+    source = f" ({noun} {parameter})" if parameter else ""
+    return InvalidRequestError(f"invalid {name}={raw!r}{source}: expected {expected}", code="CONFIG_INVALID")
+
 
 def _require(environ: Mapping[str, str], name: str) -> str:
     value = environ.get(name, "").strip()
@@ -27,9 +60,9 @@ def _integer(environ: Mapping[str, str], name: str, minimum: int = 0) -> int:
     try:
         value = int(raw)
     except ValueError as exc:
-        raise InvalidRequestError(f"invalid {name}={raw!r}: expected an integer", code="CONFIG_INVALID") from exc
+        raise _invalid(name, raw, "an integer") from exc
     if value < minimum:
-        raise InvalidRequestError(f"invalid {name}={value}: expected at least {minimum}", code="CONFIG_INVALID")
+        raise _invalid(name, value, f"at least {minimum}")
     return value
 
 
@@ -39,10 +72,9 @@ def _range(environ: Mapping[str, str], name: str) -> tuple[str, str]:
     try:
         low, high = (float(part) for part in parts)
     except ValueError as exc:
-        raise InvalidRequestError(f"invalid {name}={raw!r}: expected 'min,max'", code="CONFIG_INVALID") from exc
+        raise _invalid(name, raw, "'min,max'") from exc
     if not (math.isfinite(low) and math.isfinite(high) and 0 < low <= high):
-        raise InvalidRequestError(f"invalid {name}={raw!r}: expected finite numbers with 0 < min <= max",
-                                  code="CONFIG_INVALID")
+        raise _invalid(name, raw, "finite numbers with 0 < min <= max")
     return parts[0], parts[1]
 
 
@@ -139,24 +171,14 @@ class DeploySettings(CommonSettings):
     def __post_init__(self) -> None:
         # Checked here rather than in from_env, so settings built in code are held to the same rules.
         if self.endpoint_type not in ENDPOINT_TYPES:
-            raise InvalidRequestError(
-                f"invalid ENDPOINT_TYPE={self.endpoint_type!r}: expected one of {', '.join(ENDPOINT_TYPES)} "
-                "(template parameter EndpointType)",
-                code="CONFIG_INVALID",
-            )
+            raise _invalid("ENDPOINT_TYPE", self.endpoint_type, f"one of {', '.join(ENDPOINT_TYPES)}")
         if self.serverless_memory_mib not in SERVERLESS_MEMORY_SIZES_MIB:
-            raise InvalidRequestError(
-                f"invalid SERVERLESS_MEMORY_MIB={self.serverless_memory_mib}: expected one of "
-                f"{', '.join(map(str, SERVERLESS_MEMORY_SIZES_MIB))}, the sizes SageMaker accepts "
-                "(template parameter ServerlessMemoryMiB)",
-                code="CONFIG_INVALID",
-            )
+            sizes = ", ".join(map(str, SERVERLESS_MEMORY_SIZES_MIB))
+            raise _invalid("SERVERLESS_MEMORY_MIB", self.serverless_memory_mib,
+                           f"one of {sizes}, the sizes SageMaker accepts")
         if not 1 <= self.serverless_max_concurrency <= SERVERLESS_MAX_CONCURRENCY_LIMIT:
-            raise InvalidRequestError(
-                f"invalid SERVERLESS_MAX_CONCURRENCY={self.serverless_max_concurrency}: "
-                f"expected 1 to {SERVERLESS_MAX_CONCURRENCY_LIMIT} (template parameter ServerlessMaxConcurrency)",
-                code="CONFIG_INVALID",
-            )
+            raise _invalid("SERVERLESS_MAX_CONCURRENCY", self.serverless_max_concurrency,
+                           f"1 to {SERVERLESS_MAX_CONCURRENCY_LIMIT}")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> DeploySettings:
@@ -179,7 +201,7 @@ class EvaluateSettings(CommonSettings):
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> EvaluateSettings:
         keep = _require(environ, "KEEP_ENDPOINT").lower()
         if keep not in ("true", "false"):
-            raise InvalidRequestError(f"invalid KEEP_ENDPOINT={keep!r}: expected true or false", code="CONFIG_INVALID")
+            raise _invalid("KEEP_ENDPOINT", keep, "true or false")
         return cls(**cls.common_fields(environ), keep_endpoint=keep == "true")
 
 
