@@ -39,7 +39,7 @@ e2e: setup
 	$(PY) -m pytest tests/e2e
 
 lint: setup
-	$(PY) -m cfnlint template.yaml
+	$(VENV)/bin/cfn-lint template.yaml
 
 validate: setup
 	SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam validate --lint --template-file template.yaml --region $${AWS_REGION:-us-east-1}

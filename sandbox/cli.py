@@ -193,9 +193,11 @@ def _print_result(result: RunResult, out: TextIO) -> None:
     summary = result.summary
     print(
         "sandbox: "
-        f"{summary['tuning_jobs_created']} tuning job, {summary['training_jobs_created']} training jobs, "
-        f"{summary['endpoints_created']} endpoint created, {len(summary['endpoints_alive_at_end'])} alive at the end, "
-        f"{summary['invoke_endpoint_calls']} InvokeEndpoint calls ({summary['invoke_endpoint_request_bytes']} bytes), "
+        f"tuning jobs created {summary['tuning_jobs_created']}, "
+        f"training jobs created {summary['training_jobs_created']}, "
+        f"endpoints created {summary['endpoints_created']}, "
+        f"endpoints alive at the end {len(summary['endpoints_alive_at_end'])}, "
+        f"InvokeEndpoint calls {summary['invoke_endpoint_calls']} ({summary['invoke_endpoint_request_bytes']:,} bytes), "
         f"events delivered {summary['events_delivered']}",
         file=out,
     )

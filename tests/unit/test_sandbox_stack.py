@@ -433,6 +433,20 @@ def test_parameter_prefix_reaches_rules(tmp_path):
     assert [spec.logical_id for spec in stack.functions_for(_tuning_event("alt-0123", "Completed"))] == ["DeployFunction"]
 
 
+@pytest.mark.parametrize("value", ["abc", "-1", "1,2", "inf"])
+def test_range_parameter_not_number_rejected(value):
+    # Given a tuning range bound that is not a positive decimal number
+    # When the project's stack reads it, Then it is rejected as CloudFormation would at deploy time
+    with pytest.raises(TemplateError, match="WdMin"):
+        Stack.from_template(ROOT / "template.yaml", {"WdMin": value})
+
+
+def test_range_parameter_exponent_accepted():
+    stack = Stack.from_template(ROOT / "template.yaml", {"LearningRateMin": "2.5E-6"})
+
+    assert stack.function_by_name("StartTuningFunction").environment["LEARNING_RATE_RANGE"] == "2.5E-6,1"
+
+
 # Pattern operators, as EventBridge evaluates them
 
 
