@@ -195,6 +195,8 @@ def _print_result(result: RunResult, out: TextIO) -> None:
         "sandbox: "
         f"tuning jobs created {summary['tuning_jobs_created']}, "
         f"training jobs created {summary['training_jobs_created']}, "
+        f"models created {summary['models_created']}, "
+        f"endpoint configs created {summary['endpoint_configs_created']}, "
         f"endpoints created {summary['endpoints_created']}, "
         f"endpoints alive at the end {len(summary['endpoints_alive_at_end'])}, "
         f"InvokeEndpoint calls {summary['invoke_endpoint_calls']} ({summary['invoke_endpoint_request_bytes']:,} bytes), "
