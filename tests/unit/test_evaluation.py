@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from learner_pipeline.evaluation import endpoint_seconds, inferred_threshold
+from learner_pipeline.evaluation import endpoint_seconds, inferred_threshold, missing_class_notes
 
 
 def test_threshold_bounds_from_answers():
@@ -29,3 +29,24 @@ def test_endpoint_seconds_from_deploy_time():
 
 def test_endpoint_seconds_unknown():
     assert endpoint_seconds({}) is None
+
+
+def test_notes_both_classes_empty():
+    assert missing_class_notes(np.array([0, 1, 0]), positive_label=0) == []
+
+
+def test_notes_no_negatives():
+    # Given a test split where every row has the positive label
+    notes = missing_class_notes(np.array([1, 1, 1]), positive_label=3)
+
+    # Then one note says the negatives are missing and roc_auc is undefined
+    assert len(notes) == 1
+    assert "no negative rows (labels other than 3)" in notes[0]
+    assert "roc_auc is undefined" in notes[0]
+
+
+def test_notes_no_positives():
+    notes = missing_class_notes(np.array([0, 0]), positive_label=3)
+
+    assert len(notes) == 1
+    assert "no positive rows (label 3)" in notes[0]

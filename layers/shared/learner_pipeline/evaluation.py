@@ -57,6 +57,19 @@ def endpoint_seconds(run: dict[str, Any], now: datetime | None = None) -> float 
     return round(elapsed.total_seconds(), 3)
 
 
+def missing_class_notes(actual: np.ndarray, positive_label: int) -> list[str]:
+    """List what readers of the metrics must know about a test split that lacks a class."""
+    positives = int(np.count_nonzero(actual))
+    if positives == actual.size:
+        missing = f"negative rows (labels other than {positive_label})"
+    elif positives == 0:
+        missing = f"positive rows (label {positive_label})"
+    else:
+        return []
+    return [f"the test split has no {missing}, so roc_auc is undefined and the confusion matrix has one "
+            "actual class only"]
+
+
 def evaluate_predictions(*, run: dict[str, Any], manifest: dict[str, Any], features: np.ndarray, actual: np.ndarray,
                          predictions: Any, trials: list[dict[str, Any]]) -> dict[str, Any]:
     """Compute metrics and render every result file. Returns {"files": {name: (bytes, type)}, "summary": {...}}."""
@@ -77,6 +90,7 @@ def evaluate_predictions(*, run: dict[str, Any], manifest: dict[str, Any], featu
         "best_training_job": run.get("best_training_job"),
         "best_hyperparameters": run.get("best_hyperparameters"),
         "trials": rows,
+        "notes": missing_class_notes(actual, manifest["positive_label"]),
     }
     files: dict[str, tuple[bytes, str]] = {
         "metrics.json": (_json_bytes(metrics_document), "application/json"),
