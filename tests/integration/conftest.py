@@ -77,6 +77,7 @@ def mocked_stack(parameters: dict):
     with mock_aws():
         clients.client.cache_clear()
         clients.resource.cache_clear()
+        clients.single_attempt_client.cache_clear()
         loaded = Stack.from_template(ROOT / "template.yaml", parameters=parameters)
         loaded.create_resources()
         try:
@@ -84,6 +85,7 @@ def mocked_stack(parameters: dict):
         finally:
             clients.client.cache_clear()
             clients.resource.cache_clear()
+            clients.single_attempt_client.cache_clear()
 
 
 @pytest.fixture

@@ -3,11 +3,15 @@
 import json
 
 import boto3
+import numpy as np
 import pytest
 from botocore.awsrequest import AWSResponse
 from moto.core.botocore_stubber import MockRawResponse
 
 from learner_pipeline.aws import clients
+from learner_pipeline.aws.sagemaker import SageMaker
+from learner_pipeline.errors import EvaluationError
+from learner_pipeline.inference import CSV, TransientInvokeError, predict_all
 from tests.support import digits_dataset, physical, s3_event, upload
 
 
@@ -73,3 +77,20 @@ def test_throttled_tuning_creates_one_job(stack, invoke, event):
     assert result["outcome"] == "tuning"
     jobs = boto3.client("sagemaker").list_hyper_parameter_tuning_jobs()["HyperParameterTuningJobSummaries"]
     assert len(jobs) == 1
+
+
+def test_invoke_endpoint_attempts_bounded(stack):
+    # Given an endpoint that answers every call with 503
+    runtime = clients.single_attempt_client("sagemaker-runtime")
+    injector = FaultInjector(runtime, "InvokeEndpoint", 503, "ServiceUnavailable", count=100)
+    invoke = SageMaker(sagemaker=object()).invoker("llp-unreachable", TransientInvokeError)
+
+    # When one batch is predicted with five attempts. The body is CSV because moto's handler also
+    # reads the injected requests, and it fails on bytes that are not UTF-8.
+    with pytest.raises(EvaluationError) as caught:
+        predict_all(np.zeros((3, 784), np.float32), invoke, content_type=CSV, max_attempts=5,
+                    sleep=lambda seconds: None)
+
+    # Then five requests were sent, not five times botocore's own retries
+    assert injector.injected == 5
+    assert "after 5 attempts" in caught.value.message

@@ -8,7 +8,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
-from learner_pipeline.aws.clients import client
+from learner_pipeline.aws.clients import client, single_attempt_client
 
 logger = Logger(child=True)
 
@@ -78,7 +78,8 @@ class SageMaker:
 
     def invoker(self, endpoint_name: str, transient_error: type[Exception]) -> Callable[[bytes, str], bytes]:
         """Return a function performing one InvokeEndpoint; transient failures raise transient_error."""
-        runtime = self._runtime if self._runtime is not None else client("sagemaker-runtime")
+        # predict_all retries each batch itself, so the client makes one attempt per call.
+        runtime = self._runtime if self._runtime is not None else single_attempt_client("sagemaker-runtime")
 
         def invoke(body: bytes, content_type: str) -> bytes:
             try:
