@@ -32,12 +32,14 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
+from functools import cache
 from datetime import datetime
 from typing import Any
 from unittest import mock
 from urllib.parse import unquote
 
 import boto3
+import botocore.session
 import numpy as np
 from moto.core.responses import ActionResult
 from moto.core.utils import utcnow
@@ -98,6 +100,26 @@ class _TuningRun:
     data_error: str | None = None
     objective_values: dict[str, float | None] = field(default_factory=dict)
     failure_reasons: dict[str, str] = field(default_factory=dict)
+
+
+@cache
+def training_instance_types() -> frozenset[str]:
+    """Return the values of the SageMaker API's TrainingInstanceType enum, from botocore's service model."""
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    return frozenset(model.shape_for("TrainingInstanceType").enum)
+
+
+def check_training_instance_type(instance_type: Any) -> None:
+    """Reject an instance type that SageMaker does not train on, as its API validation does.
+
+    botocore does not check enum values on the client side, and moto checks only hosting types.
+    """
+    if instance_type not in training_instance_types():
+        raise ValueError(
+            f"Value {instance_type!r} at 'trainingJobDefinition.resourceConfig.instanceType' failed to "
+            "satisfy constraint: Member must satisfy enum value set of TrainingInstanceType, such as "
+            "ml.c4.xlarge or ml.m5.xlarge"
+        )
 
 
 class ChannelError(ValueError):
@@ -233,6 +255,7 @@ class SageMakerEngine:
             if definition is None:
                 raise ValueError("the sandbox engine needs TrainingJobDefinition (TrainingJobDefinitions is not supported)")
             check_parameter_ranges(config.get("ParameterRanges", {}))
+            check_training_instance_type(definition.get("ResourceConfig", {}).get("InstanceType"))
             max_parallel = int(config["ResourceLimits"]["MaxParallelTrainingJobs"])
             if max_parallel < 1 or int(config["ResourceLimits"]["MaxNumberOfTrainingJobs"]) < 1:
                 raise ValueError("ResourceLimits must allow at least one training job")

@@ -389,6 +389,17 @@ def test_long_tuning_name_rejected(aws):
         aws["sagemaker"].create_hyper_parameter_tuning_job(**_tuning_request(name="llp-" + "a" * 29))
 
 
+def test_unknown_training_instance_rejected(aws):
+    # Given a tuning request for an instance type SageMaker does not train on
+    request = _tuning_request()
+    request["TrainingJobDefinition"]["ResourceConfig"]["InstanceType"] = "ml.bogus.xlarge"
+
+    # When it is sent, Then it is rejected before any training job exists
+    with pytest.raises(ClientError, match="ml.bogus.xlarge"):
+        aws["sagemaker"].create_hyper_parameter_tuning_job(**request)
+    assert aws["engine"].stats.tuning_jobs_created == 0
+
+
 def test_log_range_with_zero_rejected(aws):
     config = json.loads(json.dumps(TUNING_CONFIG))
     config["ParameterRanges"]["ContinuousParameterRanges"][0].update(MinValue="0", ScalingType="Logarithmic")
