@@ -33,6 +33,7 @@ from sandbox.linear_learner import (
     _LearningRateSchedule,
     _model_variants,
     _roc_auc,
+    _bias_lr_mult,
     _Split,
     parse_hyperparameters,
     train,
@@ -124,6 +125,19 @@ def test_parse_auto_values():
     assert hp.l1 == 0.0
     assert hp.beta_1 == 0.9
     assert hp.beta_2 == 0.999
+
+
+def test_parse_bias_lr_mult_auto():
+    hp = parse_hyperparameters(REQUIRED | {"bias_lr_mult": "auto"})
+
+    assert hp.bias_lr_mult is None
+    assert _bias_lr_mult(hp) == math.sqrt(DIM)
+
+
+def test_parse_bias_lr_mult_value():
+    hp = parse_hyperparameters(REQUIRED | {"bias_lr_mult": "2.5"})
+
+    assert _bias_lr_mult(hp) == 2.5
 
 
 def test_parse_unbias_data_follows_use_bias():
@@ -500,9 +514,20 @@ def test_choose_model_best_accuracy():
     assert threshold == 0.0
 
 
-def test_choose_model_tie_keeps_first():
+def test_choose_model_tie_lower_loss():
+    # Given both models separate the rows, so they tie on accuracy, but model 1 has the lower loss
     monitored = choice_split([1.0, 0.0])
     logits = np.array([[1.0, 5.0], [-1.0, -5.0]])
+    hp = parse_hyperparameters(REQUIRED)
+
+    chosen, _ = _choose_model(logits, monitored, slice(None), hp)
+
+    assert chosen == 1
+
+
+def test_choose_model_full_tie_keeps_first():
+    monitored = choice_split([1.0, 0.0])
+    logits = np.array([[2.0, 2.0, 1.0], [-2.0, -2.0, -1.0]])
     hp = parse_hyperparameters(REQUIRED)
 
     chosen, _ = _choose_model(logits, monitored, slice(None), hp)
@@ -640,6 +665,24 @@ def test_schedule_off_is_constant():
     schedule = _learning_rate_schedule(hp, rows=2500)
 
     assert schedule.rates(np.array([0.01]), update_number=1000).tolist() == [0.01]
+
+
+def test_train_auto_bias_lr_mult_fits_rare_class():
+    # Given 5% positives and 2 updates per epoch, so the bias has far to go in few steps
+    train_x, train_y = make_blobs(2000, seed=1, positive_share=0.05)
+    validation_x, validation_y = make_blobs(800, seed=2, positive_share=0.05)
+    settings = REQUIRED | {"num_models": "1", "mini_batch_size": "1000", "learning_rate": "0.01"}
+
+    # When the bias learns at the auto rate, then at the weights' rate
+    auto = train(train_x, train_y, validation_x, validation_y, settings, seed=0)
+    same_rate = train(
+        train_x, train_y, validation_x, validation_y, settings | {"bias_lr_mult": "1"}, seed=0
+    )
+
+    # Then the auto rate reaches a clearly lower validation loss
+    auto_loss = auto.metrics["validation:objective_loss"]
+    same_rate_loss = same_rate.metrics["validation:objective_loss"]
+    assert auto_loss < 0.8 * same_rate_loss
 
 
 def test_train_scheduler_changes_model(blobs):
