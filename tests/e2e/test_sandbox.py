@@ -80,10 +80,10 @@ def test_run_accuracy_for_zero(succeeded_run):
     metrics = json.loads((succeeded_run[1] / "metrics.json").read_text())
 
     assert metrics["positive_label"] == 0
-    # NOTE: the product target is 0.99, and a scikit-learn logistic regression reaches 0.991 on
-    # this split. The stand-in learner reaches 0.989 with the tutorial's tuning, so this checks
-    # the level it really reaches until the stand-in closes the gap.
-    assert metrics["metrics"]["accuracy"] >= 0.98, metrics["metrics"]
+    # NOTE: the product target is 0.99. On this machine the stand-in reaches exactly 0.990 here
+    # (10 errors in 1,000), and one more error falls below it. BLAS kernels differ between CPUs
+    # and can change the float rounding, so the test allows a margin of 5 errors.
+    assert metrics["metrics"]["accuracy"] >= 0.985, metrics["metrics"]
 
 
 def test_deliver_twice_same_resources(twice_run):
