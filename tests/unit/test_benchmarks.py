@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from benchmarks import __main__ as bench_all
-from benchmarks import bench_cold_start, bench_prepare, bench_recordio, bench_sandbox
+from benchmarks import bench_accuracy, bench_cold_start, bench_prepare, bench_recordio, bench_sandbox
 
 TRAIN_ROWS, VALIDATION_ROWS, TEST_ROWS = 60, 20, 20
 COLUMNS = 16
@@ -137,7 +137,8 @@ def test_folder_bytes_sums_files(tmp_path: Path) -> None:
     assert bench_cold_start.folder_bytes(tmp_path) == 15
 
 
-def test_results_page_from_real_runs(prepare_results: dict, recordio_results: dict, tiny_pickle: Path) -> None:
+def test_results_page_from_real_runs(prepare_results: dict, recordio_results: dict, tiny_pickle: Path,
+                                     accuracy_results: dict) -> None:
     # Given real measurements on tiny data, and a cold import measured once
     logistic = bench_sandbox.run_logistic_regression(tiny_pickle)
     sandbox = {"tiny": {"sandbox": {**logistic}, "logistic_regression": logistic, "accuracy_gap_points": 0.0}}
@@ -147,6 +148,7 @@ def test_results_page_from_real_runs(prepare_results: dict, recordio_results: di
         "prepare": prepare_results,
         "imports": bench_cold_start.measure_imports(runs=1),
         "sandbox": sandbox,
+        "accuracy": accuracy_results,
     }
 
     # When the page is rendered
@@ -158,3 +160,32 @@ def test_results_page_from_real_runs(prepare_results: dict, recordio_results: di
     assert "| PrepareFunction | 1 |" in page
     assert "Not measured in this run" in page
     assert "| tiny | 20 |" in page
+    assert "## 6. Tuned accuracy over shuffles" in page
+
+
+@pytest.fixture(scope="module")
+def accuracy_results() -> dict:
+    # Two well separated classes, so every tuning learns them: label 0 has bright first pixels.
+    rng = np.random.default_rng(0)
+    labels = np.arange(300) % 3
+    images = rng.random((300, COLUMNS), dtype=np.float32) * 0.5
+    images[labels == 0, :4] += 0.5
+    return bench_accuracy.main(split_seeds=(0, 1), tuning_seeds=(0, 1), digits=(images, labels), sizes=(150, 75, 75))
+
+
+def test_accuracy_bench_counts_tunings(accuracy_results: dict) -> None:
+    assert accuracy_results["tunings"] == 4
+    assert [split["split_seed"] for split in accuracy_results["splits"]] == [0, 1]
+
+
+def test_accuracy_bench_learns_separable(accuracy_results: dict) -> None:
+    # Then the tuned stand-in and the reference both separate the classes
+    assert accuracy_results["mean"] >= 0.95
+    assert accuracy_results["logistic_regression_mean"] >= 0.95
+
+
+def test_accuracy_bench_table(accuracy_results: dict) -> None:
+    table = bench_accuracy.format_table(accuracy_results)
+
+    assert "| 0 | 2 |" in table
+    assert "All 4 tunings:" in table
