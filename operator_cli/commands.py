@@ -26,6 +26,8 @@ EXIT_USAGE = 2
 # PutObject accepts at most 5 GiB in one request.
 MAX_PUT_OBJECT_BYTES = 5 * 1024**3
 INGEST_SUFFIX = ".pkl.gz"
+# S3 accepts keys of at most 1,024 bytes of UTF-8 (Amazon S3 user guide, "Naming Amazon S3 objects").
+MAX_KEY_BYTES = 1024
 REPORT_FILE = "report.html"
 
 
@@ -44,6 +46,9 @@ def upload(target: Target, path: Path, key: str | None, out: TextIO, err: TextIO
         raise CliError(
             f"key {object_key!r} does not end with {INGEST_SUFFIX}: the ingest rule starts runs only for such keys"
         )
+    key_bytes = len(object_key.encode("utf-8"))
+    if key_bytes > MAX_KEY_BYTES:
+        raise CliError(f"key has {key_bytes} bytes in UTF-8, more than the {MAX_KEY_BYTES} S3 accepts: pass a shorter --key")
     bucket = target.output("IngestBucketName")
 
     # One PutObject, not a multipart upload, so the ETag is the one S3 sends in the event.

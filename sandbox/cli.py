@@ -18,6 +18,8 @@ from typing import Any, TextIO
 from sandbox.intrinsics import TemplateError
 from sandbox.runner import RunResult, run_dataset
 
+# The longest object key S3 accepts, in bytes of UTF-8 (Amazon S3 user guide, "Naming Amazon S3 objects").
+MAX_KEY_BYTES = 1024
 EXIT_SUCCEEDED = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -128,6 +130,10 @@ def _usage_problem(arguments: argparse.Namespace) -> str | None:
     if not key.endswith(".pkl.gz"):
         return (f"object key {key!r} does not end in .pkl.gz, so the ingest rule would not start a run: "
                 "rename the file or pass --key NAME.pkl.gz")
+    # moto accepts longer keys, but S3 does not.
+    key_bytes = len(key.encode("utf-8"))
+    if key_bytes > MAX_KEY_BYTES:
+        return f"object key has {key_bytes} bytes in UTF-8, more than the {MAX_KEY_BYTES} S3 accepts: pass a shorter --key"
     if not arguments.template.is_file():
         return f"template {arguments.template} not found: pass --template PATH"
     if arguments.results.exists() and not arguments.results.is_dir():

@@ -250,6 +250,14 @@ def test_upload_rejects_other_suffix(stack, dataset):
     assert "does not end with .pkl.gz" in run.err
 
 
+def test_upload_rejects_long_key(stack, dataset):
+    # Given a key of 1,025 bytes, one more than S3 accepts
+    run = on_stack("upload", dataset, "--key", "é" * 509 + ".pkl.gz")
+
+    assert run.exit_status == 2
+    assert "1025 bytes" in run.err
+
+
 # ---- runs ------------------------------------------------------------------------------------
 
 

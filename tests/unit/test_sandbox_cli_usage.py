@@ -35,6 +35,14 @@ def test_key_without_suffix(tmp_path, run_cli):
     assert not (tmp_path / "r" / ".function-logs.jsonl").exists()
 
 
+def test_key_too_long(tmp_path, run_cli):
+    path = tmp_path / "mnist.pkl.gz"
+    path.write_bytes(b"x")
+    status, output = run_cli(str(path), "--results", str(tmp_path / "r"), "--key", "a" * 1018 + ".pkl.gz")
+    assert status == 2
+    assert "1025 bytes" in output
+
+
 def test_results_not_writable(tmp_path, run_cli):
     path = tmp_path / "mnist.pkl.gz"
     path.write_bytes(b"x")
