@@ -164,4 +164,6 @@ if __name__ == "__main__":
     parser.add_argument("--splits", type=int, default=len(SPLIT_SEEDS), help="shuffle seeds 0 to N-1")
     parser.add_argument("--tunings", type=int, default=len(TUNING_SEEDS), help="tuning seeds 0 to N-1 per split")
     arguments = parser.parse_args()
+    if arguments.splits < 1 or arguments.tunings < 1:
+        parser.error("--splits and --tunings must be at least 1")
     print(format_table(main(tuple(range(arguments.splits)), tuple(range(arguments.tunings)))))

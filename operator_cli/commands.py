@@ -46,7 +46,11 @@ def upload(target: Target, path: Path, key: str | None, out: TextIO, err: TextIO
         raise CliError(
             f"key {object_key!r} does not end with {INGEST_SUFFIX}: the ingest rule starts runs only for such keys"
         )
-    key_bytes = len(object_key.encode("utf-8"))
+    # A file name that is not valid UTF-8 reaches Python with surrogate escapes, which S3 cannot store.
+    try:
+        key_bytes = len(object_key.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise CliError(f"key {object_key!r} is not valid UTF-8, which S3 requires: pass --key NAME.pkl.gz") from None
     if key_bytes > MAX_KEY_BYTES:
         raise CliError(f"key has {key_bytes} bytes in UTF-8, more than the {MAX_KEY_BYTES} S3 accepts: pass a shorter --key")
     bucket = target.output("IngestBucketName")

@@ -18,7 +18,7 @@ from typing import Any, TextIO
 from sandbox.intrinsics import TemplateError
 from sandbox.runner import RunResult, run_dataset
 
-# The longest object key S3 accepts, in bytes of UTF-8 (Amazon S3 user guide, "Naming Amazon S3 objects").
+# The maximum object key length S3 accepts, in bytes of UTF-8 (Amazon S3 user guide, "Naming Amazon S3 objects").
 MAX_KEY_BYTES = 1024
 EXIT_SUCCEEDED = 0
 EXIT_FAILED = 1
@@ -130,8 +130,13 @@ def _usage_problem(arguments: argparse.Namespace) -> str | None:
     if not key.endswith(".pkl.gz"):
         return (f"object key {key!r} does not end in .pkl.gz, so the ingest rule would not start a run: "
                 "rename the file or pass --key NAME.pkl.gz")
+    # A file name that is not valid UTF-8 reaches Python with surrogate escapes, which S3 cannot store.
+    try:
+        key_bytes = len(key.encode("utf-8"))
+    except UnicodeEncodeError:
+        return (f"object key {key!r} is not valid UTF-8, which S3 requires: rename the file or pass "
+                "--key NAME.pkl.gz")
     # moto accepts longer keys, but S3 does not.
-    key_bytes = len(key.encode("utf-8"))
     if key_bytes > MAX_KEY_BYTES:
         return f"object key has {key_bytes} bytes in UTF-8, more than the {MAX_KEY_BYTES} S3 accepts: pass a shorter --key"
     if not arguments.template.is_file():
@@ -226,10 +231,13 @@ def _print_metrics(results_dir: Path, out: TextIO) -> None:
     path = results_dir / "metrics.json"
     if not path.is_file():
         return
-    metrics: dict[str, Any] = json.loads(path.read_text(encoding="utf-8")).get("metrics", {})
+    document: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    metrics: dict[str, Any] = document.get("metrics", {})
     scalars = {name: value for name, value in metrics.items() if isinstance(value, int | float)}
     if scalars:
         print("metrics: " + ", ".join(f"{name} {_format_number(value)}" for name, value in scalars.items()), file=out)
+    for note in document.get("notes", []):
+        print(f"note: {note}", file=out)
 
 
 def _format_number(value: float) -> str:

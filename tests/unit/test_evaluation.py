@@ -50,3 +50,4 @@ def test_notes_no_positives():
 
     assert len(notes) == 1
     assert "no positive rows (label 3)" in notes[0]
+    assert "roc_auc and pr_auc are undefined" in notes[0]

@@ -258,6 +258,14 @@ def test_upload_rejects_long_key(stack, dataset):
     assert "1025 bytes" in run.err
 
 
+def test_upload_rejects_non_utf8_key(stack, dataset):
+    # Given a key as Python decodes a Latin-1 file name: with a surrogate escape
+    run = on_stack("upload", dataset, "--key", "caf\udce9.pkl.gz")
+
+    assert run.exit_status == 2
+    assert "not valid UTF-8" in run.err
+
+
 # ---- runs ------------------------------------------------------------------------------------
 
 

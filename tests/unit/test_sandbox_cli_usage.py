@@ -1,10 +1,11 @@
 """Usage errors of `python -m sandbox run`: exit 2 with a message that names the fix."""
 
 import io
+import json
 
 import pytest
 
-from sandbox.cli import main
+from sandbox.cli import _print_metrics, main
 from sandbox.stack import Stack, TemplateError
 from tests.e2e.conftest import ROOT
 
@@ -43,6 +44,14 @@ def test_key_too_long(tmp_path, run_cli):
     assert "1025 bytes" in output
 
 
+def test_key_not_utf8(tmp_path, run_cli):
+    path = tmp_path / "mnist.pkl.gz"
+    path.write_bytes(b"x")
+    status, output = run_cli(str(path), "--results", str(tmp_path / "r"), "--key", "caf\udce9.pkl.gz")
+    assert status == 2
+    assert "not valid UTF-8" in output
+
+
 def test_results_not_writable(tmp_path, run_cli):
     path = tmp_path / "mnist.pkl.gz"
     path.write_bytes(b"x")
@@ -70,3 +79,15 @@ def test_infinite_range_rejected():
 
     with pytest.raises(ValueError, match="finite"):
         check_parameter_ranges({"ContinuousParameterRanges": [{"Name": "wd", "MinValue": "1e-7", "MaxValue": "inf"}]})
+
+
+def test_metrics_notes_printed(tmp_path):
+    # Given a run's metrics.json with a note about its test split
+    document = {"metrics": {"accuracy": 1.0, "roc_auc": None}, "notes": ["the test split has no positive rows"]}
+    (tmp_path / "metrics.json").write_text(json.dumps(document), encoding="utf-8")
+    out = io.StringIO()
+
+    # When the CLI prints the metrics, Then the note follows them
+    _print_metrics(tmp_path, out)
+
+    assert out.getvalue().splitlines() == ["metrics: accuracy 1.0000", "note: the test split has no positive rows"]

@@ -441,6 +441,12 @@ def test_range_parameter_not_number_rejected(value):
         Stack.from_template(ROOT / "template.yaml", {"WdMin": value})
 
 
+@pytest.mark.parametrize("value", ["", "m5.xlarge", "ml.m5", "ML.M5.XLARGE"])
+def test_instance_type_malformed_rejected(value):
+    with pytest.raises(TemplateError, match="TrainingInstanceType"):
+        Stack.from_template(ROOT / "template.yaml", {"TrainingInstanceType": value})
+
+
 def test_range_parameter_exponent_accepted():
     stack = Stack.from_template(ROOT / "template.yaml", {"LearningRateMin": "2.5E-6"})
 

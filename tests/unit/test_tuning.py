@@ -85,6 +85,30 @@ def test_bad_settings_name_parameters(name, value, parameters):
     assert f"({parameters})" in caught.value.message
 
 
+def test_mini_batch_bounds_whole_numbers():
+    # Given bounds that CloudFormation's Number type accepts in exponent form
+    settings = TuningSettings.from_env({**ENVIRONMENT, "MINI_BATCH_SIZE_RANGE": "1e2,2e3"})
+
+    # Then the tuning request gets them as plain integers
+    assert settings.mini_batch_size_range == ("100", "2000")
+
+
+def test_mini_batch_fraction_rejected():
+    with pytest.raises(InvalidRequestError) as caught:
+        TuningSettings.from_env({**ENVIRONMENT, "MINI_BATCH_SIZE_RANGE": "100.5,2000"})
+
+    assert caught.value.code == "CONFIG_INVALID"
+    assert "MiniBatchSizeMin and MiniBatchSizeMax" in caught.value.message
+
+
+def test_empty_instance_type_names_parameter():
+    with pytest.raises(InvalidRequestError) as caught:
+        TuningSettings.from_env({**ENVIRONMENT, "TRAINING_INSTANCE_TYPE": ""})
+
+    assert caught.value.code == "CONFIG_MISSING"
+    assert "template parameter TrainingInstanceType" in caught.value.message
+
+
 def test_infinite_range_rejected():
     with pytest.raises(InvalidRequestError) as caught:
         TuningSettings.from_env({**ENVIRONMENT, "WD_RANGE": "1e-7,inf"})

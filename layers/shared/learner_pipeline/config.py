@@ -48,10 +48,9 @@ def _invalid(name: str, raw: object, expected: str) -> InvalidRequestError:
 def _require(environ: Mapping[str, str], name: str) -> str:
     value = environ.get(name, "").strip()
     if not value:
-        raise InvalidRequestError(
-            f"missing environment variable {name}: set it in template.yaml or the test fixture",
-            code="CONFIG_MISSING",
-        )
+        parameter = TEMPLATE_PARAMETERS.get(name)
+        fix = f"give the template parameter {parameter} a value" if parameter else "set it in template.yaml"
+        raise InvalidRequestError(f"missing environment variable {name}: {fix}", code="CONFIG_MISSING")
     return value
 
 
@@ -66,7 +65,7 @@ def _integer(environ: Mapping[str, str], name: str, minimum: int = 0) -> int:
     return value
 
 
-def _range(environ: Mapping[str, str], name: str) -> tuple[str, str]:
+def _range(environ: Mapping[str, str], name: str, *, integer: bool = False) -> tuple[str, str]:
     raw = _require(environ, name)
     parts = [part.strip() for part in raw.split(",")]
     try:
@@ -75,6 +74,12 @@ def _range(environ: Mapping[str, str], name: str) -> tuple[str, str]:
         raise _invalid(name, raw, "'min,max'") from exc
     if not (math.isfinite(low) and math.isfinite(high) and 0 < low <= high):
         raise _invalid(name, raw, "finite numbers with 0 < min <= max")
+    if integer:
+        # CloudFormation's Number type lets 1e3 and 100.5 through, and IntegerParameterRanges
+        # expect whole numbers written as such.
+        if not (low.is_integer() and high.is_integer()):
+            raise _invalid(name, raw, "whole numbers")
+        return str(int(low)), str(int(high))
     return parts[0], parts[1]
 
 
@@ -145,7 +150,7 @@ class TuningSettings(CommonSettings):
             max_parallel_jobs=_integer(environ, "MAX_PARALLEL_JOBS", 1),
             wd_range=_range(environ, "WD_RANGE"),
             learning_rate_range=_range(environ, "LEARNING_RATE_RANGE"),
-            mini_batch_size_range=_range(environ, "MINI_BATCH_SIZE_RANGE"),
+            mini_batch_size_range=_range(environ, "MINI_BATCH_SIZE_RANGE", integer=True),
             objective_metric=_require(environ, "OBJECTIVE_METRIC"),
             objective_type=_require(environ, "OBJECTIVE_TYPE"),
             instance_type=_require(environ, "TRAINING_INSTANCE_TYPE"),

@@ -61,13 +61,13 @@ def missing_class_notes(actual: np.ndarray, positive_label: int) -> list[str]:
     """List what readers of the metrics must know about a test split that lacks a class."""
     positives = int(np.count_nonzero(actual))
     if positives == actual.size:
-        missing = f"negative rows (labels other than {positive_label})"
+        missing = f"negative rows (labels other than {positive_label}), so roc_auc is undefined"
     elif positives == 0:
-        missing = f"positive rows (label {positive_label})"
+        missing = (f"positive rows (label {positive_label}), so roc_auc and pr_auc are undefined and "
+                   "recall is reported as 0")
     else:
         return []
-    return [f"the test split has no {missing}, so roc_auc is undefined and the confusion matrix has one "
-            "actual class only"]
+    return [f"the test split has no {missing}, and the confusion matrix has one actual class only"]
 
 
 def evaluate_predictions(*, run: dict[str, Any], manifest: dict[str, Any], features: np.ndarray, actual: np.ndarray,

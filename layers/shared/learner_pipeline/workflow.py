@@ -142,8 +142,10 @@ def start_tuning(bucket: str, key: str, settings: TuningSettings, tracker: RunTr
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") not in ("ResourceLimitExceeded", "ValidationException"):
             raise
-        error = PipelineError(f"SageMaker rejected tuning job {names.tuning_job}: {exc}; check the account's "
-                              "training quotas and the stack parameters, then upload again", code="TUNING_REJECTED")
+        error = PipelineError(f"SageMaker rejected tuning job {names.tuning_job}: {exc}; check the training "
+                              "instance type, count and their quota (parameters TrainingInstanceType, "
+                              "TrainingInstanceCount and MaxParallelJobs) and the tuning ranges, then upload again",
+                              code="TUNING_REJECTED")
         tracker.fail(run_id, error)
         return StepResult(run_id, "failed", error.code)
     tracker.advance(run_id, RunStatus.TUNING, {"tuning_job_name": names.tuning_job})
