@@ -20,6 +20,7 @@ import importlib.util
 import statistics
 import time
 import warnings
+from functools import cache
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -58,6 +59,7 @@ TUNING_CONFIG = {
 Split = tuple[np.ndarray, np.ndarray]
 
 
+@cache
 def _sample_script() -> ModuleType:
     """Import scripts/make_mnist_sample.py, which is a script and not part of a package."""
     path = REPO_ROOT / "scripts" / "make_mnist_sample.py"

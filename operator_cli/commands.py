@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from learner_pipeline.runs import RUN_ID_PATTERN, RunLayout, RunStatus, run_id_for
+from learner_pipeline.runs import RUN_ID_PATTERN, RunLayout, RunStatus, object_key_problem, run_id_for
 from operator_cli import ledger
 from operator_cli.formatting import (
     format_age,
@@ -26,8 +26,6 @@ EXIT_USAGE = 2
 # PutObject accepts at most 5 GiB in one request.
 MAX_PUT_OBJECT_BYTES = 5 * 1024**3
 INGEST_SUFFIX = ".pkl.gz"
-# S3 accepts keys of at most 1,024 bytes of UTF-8 (Amazon S3 user guide, "Naming Amazon S3 objects").
-MAX_KEY_BYTES = 1024
 REPORT_FILE = "report.html"
 
 
@@ -46,13 +44,9 @@ def upload(target: Target, path: Path, key: str | None, out: TextIO, err: TextIO
         raise CliError(
             f"key {object_key!r} does not end with {INGEST_SUFFIX}: the ingest rule starts runs only for such keys"
         )
-    # A file name that is not valid UTF-8 reaches Python with surrogate escapes, which S3 cannot store.
-    try:
-        key_bytes = len(object_key.encode("utf-8"))
-    except UnicodeEncodeError:
-        raise CliError(f"key {object_key!r} is not valid UTF-8, which S3 requires: pass --key NAME.pkl.gz") from None
-    if key_bytes > MAX_KEY_BYTES:
-        raise CliError(f"key has {key_bytes} bytes in UTF-8, more than the {MAX_KEY_BYTES} S3 accepts: pass a shorter --key")
+    problem = object_key_problem(object_key)
+    if problem is not None:
+        raise CliError(f"{problem}: pass another --key NAME.pkl.gz")
     bucket = target.output("IngestBucketName")
 
     # One PutObject, not a multipart upload, so the ETag is the one S3 sends in the event.

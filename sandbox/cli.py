@@ -15,11 +15,10 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from learner_pipeline.runs import object_key_problem
 from sandbox.intrinsics import TemplateError
 from sandbox.runner import RunResult, run_dataset
 
-# The maximum object key length S3 accepts, in bytes of UTF-8 (Amazon S3 user guide, "Naming Amazon S3 objects").
-MAX_KEY_BYTES = 1024
 EXIT_SUCCEEDED = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -130,15 +129,9 @@ def _usage_problem(arguments: argparse.Namespace) -> str | None:
     if not key.endswith(".pkl.gz"):
         return (f"object key {key!r} does not end in .pkl.gz, so the ingest rule would not start a run: "
                 "rename the file or pass --key NAME.pkl.gz")
-    # A file name that is not valid UTF-8 reaches Python with surrogate escapes, which S3 cannot store.
-    try:
-        key_bytes = len(key.encode("utf-8"))
-    except UnicodeEncodeError:
-        return (f"object key {key!r} is not valid UTF-8, which S3 requires: rename the file or pass "
-                "--key NAME.pkl.gz")
-    # moto accepts longer keys, but S3 does not.
-    if key_bytes > MAX_KEY_BYTES:
-        return f"object key has {key_bytes} bytes in UTF-8, more than the {MAX_KEY_BYTES} S3 accepts: pass a shorter --key"
+    problem = object_key_problem(key)
+    if problem is not None:
+        return f"object {problem}: rename the file or pass another --key NAME.pkl.gz"
     if not arguments.template.is_file():
         return f"template {arguments.template} not found: pass --template PATH"
     if arguments.results.exists() and not arguments.results.is_dir():

@@ -80,7 +80,7 @@ def test_throttled_tuning_creates_one_job(stack, invoke, event):
 
 
 def test_invoke_endpoint_attempts_bounded(stack):
-    # Given an endpoint that answers every call with 503
+    # Given an endpoint that responds to every call with 503
     runtime = clients.single_attempt_client("sagemaker-runtime")
     injector = FaultInjector(runtime, "InvokeEndpoint", 503, "ServiceUnavailable", count=100)
     invoke = SageMaker(sagemaker=object()).invoker("llp-unreachable", TransientInvokeError)

@@ -39,7 +39,7 @@ def test_notes_no_negatives():
     # Given a test split where every row has the positive label
     notes = missing_class_notes(np.array([1, 1, 1]), positive_label=3)
 
-    # Then one note says the negatives are missing and roc_auc is undefined
+    # Then one note states that the negatives are missing and roc_auc is undefined
     assert len(notes) == 1
     assert "no negative rows (labels other than 3)" in notes[0]
     assert "roc_auc is undefined" in notes[0]

@@ -2,7 +2,7 @@
 
 import pytest
 
-from learner_pipeline.runs import (MAX_RESOURCE_NAME, MAX_TUNING_JOB_NAME, NAME_PATTERN, RunLayout, RunNames,
+from learner_pipeline.runs import (MAX_RESOURCE_NAME, object_key_problem, MAX_TUNING_JOB_NAME, NAME_PATTERN, RunLayout, RunNames,
                                    run_id_for, run_id_from_manifest_key, run_id_from_name)
 
 ODD_KEYS = [
@@ -71,3 +71,18 @@ def test_manifest_key_parsing():
     assert run_id_from_manifest_key(layout.manifest_key) == "0123456789abcdef"
     assert run_id_from_manifest_key("runs/0123456789abcdef/data/manifest.json") is None
     assert run_id_from_manifest_key("elsewhere/manifest.json") is None
+
+
+@pytest.mark.parametrize(("key", "expected"), [
+    ("a" * 1017 + ".pkl.gz", None),
+    ("é" * 508 + ".pkl.gz", None),
+    ("a" * 1018 + ".pkl.gz", "1025 bytes"),
+    ("caf\udce9.pkl.gz", "not valid UTF-8"),
+])
+def test_object_key_problem_limits(key, expected):
+    problem = object_key_problem(key)
+
+    if expected is None:
+        assert problem is None
+    else:
+        assert expected in problem

@@ -14,6 +14,8 @@ MAX_TUNING_JOB_NAME = 32
 MAX_RESOURCE_NAME = 63
 NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")
 RUN_ID_PATTERN = re.compile(rf"^[0-9a-f]{{{RUN_ID_LENGTH}}}$")
+# S3 accepts keys of at most 1,024 bytes of UTF-8 (Amazon S3 user guide, "Naming Amazon S3 objects").
+MAX_OBJECT_KEY_BYTES = 1024
 
 
 class RunStatus(StrEnum):
@@ -37,6 +39,21 @@ ALLOWED_PREDECESSORS: dict[RunStatus, tuple[RunStatus, ...]] = {
     RunStatus.SUCCEEDED: (RunStatus.EVALUATING,),
     RunStatus.FAILED: (RunStatus.PREPARING, RunStatus.TUNING, RunStatus.DEPLOYING, RunStatus.EVALUATING),
 }
+
+
+def object_key_problem(key: str) -> str | None:
+    """Return why S3 would reject ``key``, or None when it can store it.
+
+    moto stores such keys anyway, so the command-line tools check before they upload.
+    """
+    # A file name that is not valid UTF-8 reaches Python with surrogate escapes.
+    try:
+        size = len(key.encode("utf-8"))
+    except UnicodeEncodeError:
+        return f"key {key!r} is not valid UTF-8, which S3 requires"
+    if size > MAX_OBJECT_KEY_BYTES:
+        return f"key has {size} bytes in UTF-8, more than the {MAX_OBJECT_KEY_BYTES} S3 accepts"
+    return None
 
 
 def run_id_for(bucket: str, key: str, version_id: str | None, etag: str | None) -> str:
